@@ -1,0 +1,61 @@
+"""The `ascendnet` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ascendnet import __version__, keystore
+from ascendnet.errors import AscendNetError
+
+app = typer.Typer(
+    help="AscendNet: a marketplace for AI prompts and escrowed GPU compute on an EVM chain.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+account_app = typer.Typer(help="Encrypted keystores for signing.", no_args_is_help=True)
+err = Console(stderr=True)
+
+
+def _register() -> None:
+    from ascendnet.dev import dev_command
+    from chain.cli import chain_app, contracts_app, deploy_command
+
+    app.add_typer(chain_app, name="chain")
+    app.add_typer(contracts_app, name="contracts")
+    app.add_typer(account_app, name="account")
+    app.command("deploy")(deploy_command)
+    app.command("dev")(dev_command)
+
+
+@app.command()
+def version() -> None:
+    """Print the AscendNet version."""
+    typer.echo(__version__)
+
+
+@account_app.command("new")
+def account_new(
+    path: Annotated[Path, typer.Option("--keystore", help="Where to write the encrypted keystore.")],
+    password_file: Annotated[Path | None, typer.Option(help="Read the password from this file.")] = None,
+) -> None:
+    """Create a new account in an encrypted keystore (mode 0600)."""
+    account = keystore.create_keystore(path, keystore.read_password(password_file))
+    typer.echo(f"created {account.address} in {path}")
+
+
+def main() -> None:
+    _register()
+    try:
+        app()
+    except AscendNetError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
