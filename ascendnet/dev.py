@@ -60,8 +60,8 @@ def dev_command(
         extra_args=["--state-interval", "5"],
     )
     console.print(f"starting anvil on {anvil.rpc_url} ...")
-    anvil.start()
     try:
+        anvil.start()
         manifest_path = data_dir / "deployments" / "31337.json"
         deployment, deployed = ensure_deployed(anvil.rpc_url, manifest_path)
         verb = "deployed" if deployed else "reusing"

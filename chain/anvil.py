@@ -66,10 +66,16 @@ class Anvil:
         if self.state_path:
             self.state_path.parent.mkdir(parents=True, exist_ok=True)
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        # NOTE: its own session, so a Ctrl-C meant for us does not kill it before we stop it
+        # cleanly (anvil dumps --state on SIGTERM).
         self.process = subprocess.Popen(
             self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def wait_ready(self, timeout: float) -> None:

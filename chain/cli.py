@@ -53,11 +53,13 @@ def chain_up(
     state: Annotated[Path | None, typer.Option(help="Load/save chain state here, so a restart resumes.")] = None,
 ) -> None:
     """Start anvil on 127.0.0.1 and keep it running until Ctrl-C."""
-    anvil = Anvil(port=port, block_time=block_time, state_path=state).start()
-    console.print(f"[green]anvil is up[/] at [bold]{anvil.rpc_url}[/] (chain id {anvil.chain_id}, pid {anvil.process.pid if anvil.process else '?'})")
-    print_dev_accounts(3)
-    console.print("Ctrl-C to stop.")
+    anvil = Anvil(port=port, block_time=block_time, state_path=state)
     try:
+        anvil.start()
+        pid = anvil.process.pid if anvil.process else "?"
+        console.print(f"[green]anvil is up[/] at [bold]{anvil.rpc_url}[/] (chain id {anvil.chain_id}, pid {pid})")
+        print_dev_accounts(3)
+        console.print("Ctrl-C to stop.")
         while anvil.process is not None and anvil.process.poll() is None:
             time.sleep(0.5)
         raise typer.Exit(1)

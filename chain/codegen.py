@@ -3,6 +3,7 @@ ABIs. `make contracts` runs it; tests/chain/test_artifacts.py fails when it is s
 
 from __future__ import annotations
 
+import keyword
 import re
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,10 @@ _PY_TYPES = {"address": "str", "bool": "bool", "string": "str", "bytes": "bytes"
 
 
 def snake(name: str) -> str:
+    """Python field name for an ABI name: snake_case, with a trailing _ for keywords."""
     name = name.lstrip("_")
-    s = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name)
-    return s.lower()
+    s = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+    return s + "_" if keyword.iskeyword(s) else s
 
 
 def py_type(abi_type: str) -> str:

@@ -511,7 +511,7 @@ class Transfer(ChainEvent):
     SIGNATURE: ClassVar[str] = "Transfer(address,address,uint256)"
     CONTRACTS: ClassVar[tuple[str, ...]] = ('PromptMarketplace',)
 
-    from: str
+    from_: str
     to: str
     token_id: int
 

@@ -131,16 +131,31 @@ class TxSender:
     def _revert_of(
         self, tx: dict[str, Any], receipt: TxReceipt, tx_hash: str, contract: str | None, function: str
     ) -> ChainError:
-        """Replays a mined, failed transaction as a call to recover its revert data."""
-        call = {k: tx[k] for k in ("to", "data", "value") if k in tx}
-        call["from"] = self.address
+        """Recovers the revert data of a mined, failed transaction: from the node's call tracer
+        when it has one (exact), else by replaying it as a call on the block's final state."""
+        data = self._traced_revert_data(tx_hash)
+        if data is None:
+            call = {k: tx[k] for k in ("to", "data", "value") if k in tx}
+            call["from"] = self.address
+            try:
+                self.w3.eth.call(call, block_identifier=int(receipt["blockNumber"]))  # type: ignore[arg-type]
+            except ContractLogicError as exc:
+                data = exc.data if isinstance(exc.data, (str, bytes)) else None
+            except Exception:  # the replay itself failed: report an unknown revert
+                data = None
+        return decode_revert(data, contract=contract, function=function, tx_hash=tx_hash)
+
+    def _traced_revert_data(self, tx_hash: str) -> str | None:
         try:
-            self.w3.eth.call(call, block_identifier=int(receipt["blockNumber"]) - 1)  # type: ignore[arg-type]
-        except ContractLogicError as exc:
-            return decode_revert(exc.data, contract=contract, function=function, tx_hash=tx_hash)
+            resp = self.w3.provider.make_request(
+                "debug_traceTransaction",  # type: ignore[arg-type]
+                [tx_hash, {"tracer": "callTracer", "tracerConfig": {"onlyTopCall": True}}],
+            )
         except Exception:
-            pass
-        return decode_revert(None, contract=contract, function=function, tx_hash=tx_hash)
+            return None
+        result = resp.get("result") if isinstance(resp, dict) else None
+        output = result.get("output") if isinstance(result, dict) else None
+        return output if isinstance(output, str) and len(output) >= 10 else None
 
 
 def _contract_name(fn: ContractFunction) -> str | None:

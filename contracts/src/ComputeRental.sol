@@ -30,6 +30,8 @@ contract ComputeRental is PaymentVault {
         address provider;
         JobState state;
         uint64 bidDeadline;
+        /// Fixed at posting: bidDeadline plus the accept window then in force.
+        uint64 acceptDeadline;
         uint32 executionTimeout;
         uint64 executionDeadline;
         uint64 challengeEnd;
@@ -240,6 +242,7 @@ contract ComputeRental is PaymentVault {
         j.asset = asset;
         j.state = JobState.Open;
         j.bidDeadline = bidDeadline;
+        j.acceptDeadline = bidDeadline + _params.acceptWindow;
         j.executionTimeout = executionTimeout;
         j.amount = amount;
         j.specHash = specHash;
@@ -262,7 +265,7 @@ contract ComputeRental is PaymentVault {
     function acceptBid(uint256 jobId, address provider, uint256 expectedPrice) external whenNotPaused nonReentrant {
         Job storage j = _requireState(jobId, JobState.Open);
         if (msg.sender != j.client) revert NotClient(jobId, msg.sender);
-        uint64 acceptDeadline = j.bidDeadline + _params.acceptWindow;
+        uint64 acceptDeadline = j.acceptDeadline;
         if (block.timestamp > acceptDeadline) revert AcceptWindowClosed(jobId, acceptDeadline);
         uint256 price = bidOf[jobId][provider];
         if (price == 0) revert NoSuchBid(jobId, provider);
@@ -322,7 +325,7 @@ contract ComputeRental is PaymentVault {
     /// accepted bid; the client gets the whole escrow back.
     function expireJob(uint256 jobId) external nonReentrant {
         Job storage j = _requireState(jobId, JobState.Open);
-        uint64 acceptDeadline = j.bidDeadline + _params.acceptWindow;
+        uint64 acceptDeadline = j.acceptDeadline;
         if (block.timestamp <= acceptDeadline) revert DeadlineNotReached(jobId, acceptDeadline);
         uint256 refund = j.amount;
         j.state = JobState.Expired;
