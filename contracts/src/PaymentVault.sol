@@ -112,7 +112,13 @@ abstract contract PaymentVault is AccessControl, Pausable, ReentrancyGuard {
         owed[msg.sender][asset] = 0;
         totalOwed[asset] -= amount;
         emit Withdrawn(msg.sender, asset, amount);
-        _send(asset, msg.sender, amount);
+        // Value only ever leaves the contract here, to the caller, for what it is owed.
+        if (asset == NATIVE) {
+            (bool ok,) = payable(msg.sender).call{value: amount}("");
+            if (!ok) revert NativeTransferFailed(msg.sender, amount);
+        } else {
+            IERC20(asset).safeTransfer(msg.sender, amount);
+        }
     }
 
     // ------------------------------------------------------------------ internals
@@ -151,21 +157,12 @@ abstract contract PaymentVault is AccessControl, Pausable, ReentrancyGuard {
     /// returned for the caller to credit. `payout + fee == amount` always.
     function _chargeFee(address asset, uint256 amount) internal returns (uint256 payout, uint256 fee) {
         fee = feeOf(amount);
-        // NOTE: feeOf rounds up, but 3% of any amount never exceeds it, so this cannot underflow.
+        // NOTE: ceil(amount * 3%) never exceeds amount, so this cannot underflow.
         payout = amount - fee;
         if (fee != 0) {
             address treasury_ = treasury;
             _credit(treasury_, asset, fee);
             emit FeeCharged(asset, treasury_, fee);
-        }
-    }
-
-    function _send(address asset, address to, uint256 amount) private {
-        if (asset == NATIVE) {
-            (bool ok,) = payable(to).call{value: amount}("");
-            if (!ok) revert NativeTransferFailed(to, amount);
-        } else {
-            IERC20(asset).safeTransfer(to, amount);
         }
     }
 }

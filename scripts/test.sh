@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole test suite: Foundry (unit, fuzz, invariant), Python against real anvil, and the ape
+# tests. Installs whatever is missing first. Under CI=true the invariant suite runs at 10,000
+# runs per invariant (FOUNDRY_PROFILE=ci).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh || exit 1
+
+export PATH="$PWD/node_modules/.bin:$PWD/.venv/bin:$PATH"
+export SOLCX_BINARY_PATH="$PWD/.solcx"
+if [ "${CI:-}" = "true" ]; then export FOUNDRY_PROFILE=ci; fi
+
+failed=()
+step() {  # step NAME CMD...: runs CMD, records a failure; pytest's 5 (no tests) is a failure.
+  local name=$1; shift
+  printf '\n\033[1m==> %s\033[0m\n' "$name"
+  local start=$SECONDS
+  "$@"
+  local rc=$?
+  printf '\033[1m<== %s: exit %s in %ss\033[0m\n' "$name" "$rc" "$((SECONDS - start))"
+  [ "$rc" -eq 0 ] || failed+=("$name (exit $rc)")
+}
+
+step "forge test (profile ${FOUNDRY_PROFILE:-default})" forge test
+step "pytest (Python, real anvil)" python -m pytest -p no:ape_test tests
+step "ape test (tests/ape)" ape test tests/ape
+step "slither (no high/medium findings)" scripts/slither.sh
+
+if [ ${#failed[@]} -gt 0 ]; then
+  printf '\n\033[1;31mFAILED:\033[0m %s\n' "${failed[@]}"
+  exit 1
+fi
+printf '\n\033[1;32mAll test suites passed.\033[0m\n'
