@@ -44,9 +44,9 @@ def ensure_deployed(rpc_url: str, manifest_path: Path) -> tuple[manifest.Deploym
 
 def dev_command(
     rpc_port: Annotated[int, typer.Option(help="anvil's port on 127.0.0.1.")] = 8545,
-    data_dir: Annotated[Path, typer.Option(envvar="ASCENDNET_DATA_DIR", help="Where dev state lives.")] = Path(
-        ".data/dev"
-    ),
+    data_dir: Annotated[
+        Path, typer.Option(envvar="ASCENDNET_DATA_DIR", help="Where dev state lives.")
+    ] = Path(".data/dev"),
     fresh: Annotated[bool, typer.Option(help="Delete the data dir first and start over.")] = False,
 ) -> None:
     """Start a local chain, deploy the contracts, and keep running until Ctrl-C."""

@@ -49,15 +49,21 @@ def print_dev_accounts(count: int = 10) -> None:
 @chain_app.command("up")
 def chain_up(
     port: Annotated[int, typer.Option(help="Port to listen on (127.0.0.1 only).")] = 8545,
-    block_time: Annotated[float | None, typer.Option(help="Seconds per block; default mines on each tx.")] = None,
-    state: Annotated[Path | None, typer.Option(help="Load/save chain state here, so a restart resumes.")] = None,
+    block_time: Annotated[
+        float | None, typer.Option(help="Seconds per block; default mines on each tx.")
+    ] = None,
+    state: Annotated[
+        Path | None, typer.Option(help="Load/save chain state here, so a restart resumes.")
+    ] = None,
 ) -> None:
     """Start anvil on 127.0.0.1 and keep it running until Ctrl-C."""
     anvil = Anvil(port=port, block_time=block_time, state_path=state)
     try:
         anvil.start()
         pid = anvil.process.pid if anvil.process else "?"
-        console.print(f"[green]anvil is up[/] at [bold]{anvil.rpc_url}[/] (chain id {anvil.chain_id}, pid {pid})")
+        console.print(
+            f"[green]anvil is up[/] at [bold]{anvil.rpc_url}[/] (chain id {anvil.chain_id}, pid {pid})"
+        )
         print_dev_accounts(3)
         console.print("Ctrl-C to stop.")
         while anvil.process is not None and anvil.process.poll() is None:
@@ -74,10 +80,13 @@ def deploy_command(
     keystore: KeystoreOpt = None,
     password_file: PasswordFileOpt = None,
     manifest_path: Annotated[
-        Path | None, typer.Option("--manifest", help="Where to write the manifest [deployments/<chain id>.json].")
+        Path | None,
+        typer.Option("--manifest", help="Where to write the manifest [deployments/<chain id>.json]."),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing manifest for this chain.")] = False,
-    admin: Annotated[str | None, typer.Option(help="Admin (and initial arbiter/pauser); default the deployer.")] = None,
+    admin: Annotated[
+        str | None, typer.Option(help="Admin (and initial arbiter/pauser); default the deployer.")
+    ] = None,
     treasury: Annotated[str | None, typer.Option(help="Fee treasury; default the admin.")] = None,
     test_token: Annotated[
         bool | None, typer.Option(help="Deploy and allow TestToken [default: only on a local chain].")
@@ -94,7 +103,9 @@ def deploy_command(
         with_test_token=local if test_token is None else test_token,
     )
     console.print(f"deploying to chain {w3.eth.chain_id} at {rpc_url} from {signer.address} ...")
-    deployment, path = deploy_and_record(w3, TxSender(w3, signer), options, manifest_path, overwrite=overwrite)
+    deployment, path = deploy_and_record(
+        w3, TxSender(w3, signer), options, manifest_path, overwrite=overwrite
+    )
     table = Table(title=f"Deployed (block {deployment.deploy_block})")
     table.add_column("contract")
     table.add_column("address")

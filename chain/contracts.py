@@ -47,6 +47,4 @@ class Protocol:
 
     def has_code(self) -> bool:
         """Whether both protocol contracts exist on the connected chain."""
-        return all(
-            len(self.w3.eth.get_code(c.address)) > 0 for c in (self.compute, self.market)
-        )
+        return all(len(self.w3.eth.get_code(c.address)) > 0 for c in (self.compute, self.market))

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from eth_abi import decode as abi_decode
-from eth_utils import keccak, to_checksum_address
+from eth_abi.abi import decode as abi_decode
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from chain import artifacts, events
 from chain.codegen import canonical_type, event_signature, snake
@@ -57,16 +58,16 @@ class LogDecoder:
         indexed = [i for i in inputs if i.get("indexed")]
         plain = [i for i in inputs if not i.get("indexed")]
         if len(topics) - 1 != len(indexed):
-            raise UnknownEvent(f"{cls.NAME} log has {len(topics) - 1} indexed topics, expected {len(indexed)}")
+            raise UnknownEvent(
+                f"{cls.NAME} log has {len(topics) - 1} indexed topics, expected {len(indexed)}"
+            )
         values: dict[str, Any] = {}
         for inp, topic in zip(indexed, topics[1:], strict=True):
             (values[snake(inp["name"])],) = abi_decode([canonical_type(inp)], topic)
         decoded = abi_decode([canonical_type(i) for i in plain], _as_bytes(log["data"]))
         for inp, value in zip(plain, decoded, strict=True):
             values[snake(inp["name"])] = value
-        fields = {
-            snake(i["name"]): _normalise(i, values[snake(i["name"])]) for i in inputs
-        }
+        fields = {snake(i["name"]): _normalise(i, values[snake(i["name"])]) for i in inputs}
         return cls(
             contract=contract,
             address=address,

@@ -78,17 +78,17 @@ class TxSender:
         try:
             gas = fn.estimate_gas(base)  # type: ignore[arg-type]
         except ContractLogicError as exc:
-            raise decode_revert(exc.data, contract=contract, function=fn.fn_name) from exc
-        tx = fn.build_transaction({**base, **self._fees(), "gas": int(gas * self.gas_margin)})  # type: ignore[arg-type, typeddict-item]
+            raise decode_revert(_revert_data(exc), contract=contract, function=fn.fn_name) from exc
+        tx = fn.build_transaction({**base, **self._fees(), "gas": int(gas * self.gas_margin)})  # type: ignore[arg-type]
         return self._send(dict(tx), contract=contract, function=fn.fn_name)
 
     def deploy(self, ctor: ContractConstructor, *, name: str) -> SentTx:
         base = {"from": self.address}
         try:
-            gas = ctor.estimate_gas(base)  # type: ignore[arg-type]
+            gas = ctor.estimate_gas(base)
         except ContractLogicError as exc:
-            raise decode_revert(exc.data, contract=name, function="constructor") from exc
-        tx = ctor.build_transaction({**base, **self._fees(), "gas": int(gas * self.gas_margin)})  # type: ignore[arg-type, typeddict-item]
+            raise decode_revert(_revert_data(exc), contract=name, function="constructor") from exc
+        tx = ctor.build_transaction({**base, **self._fees(), "gas": int(gas * self.gas_margin)})
         return self._send(dict(tx), contract=name, function="constructor")
 
     def send_value(self, to: str, value: int) -> SentTx:
@@ -135,12 +135,12 @@ class TxSender:
         when it has one (exact), else by replaying it as a call on the block's final state."""
         data = self._traced_revert_data(tx_hash)
         if data is None:
-            call = {k: tx[k] for k in ("to", "data", "value") if k in tx}
+            call: dict[str, Any] = {k: tx[k] for k in ("to", "data", "value") if k in tx}
             call["from"] = self.address
             try:
                 self.w3.eth.call(call, block_identifier=int(receipt["blockNumber"]))  # type: ignore[arg-type]
             except ContractLogicError as exc:
-                data = exc.data if isinstance(exc.data, (str, bytes)) else None
+                data = _revert_data(exc)
             except Exception:  # the replay itself failed: report an unknown revert
                 data = None
         return decode_revert(data, contract=contract, function=function, tx_hash=tx_hash)
@@ -156,6 +156,10 @@ class TxSender:
         result = resp.get("result") if isinstance(resp, dict) else None
         output = result.get("output") if isinstance(result, dict) else None
         return output if isinstance(output, str) and len(output) >= 10 else None
+
+
+def _revert_data(exc: ContractLogicError) -> str | None:
+    return exc.data if isinstance(exc.data, str) else None
 
 
 def _contract_name(fn: ContractFunction) -> str | None:

@@ -63,7 +63,7 @@ contract PromptMarketplace is PaymentVault, ERC721, ERC2981 {
     mapping(uint256 tokenId => Listing) private _listings;
     mapping(uint256 tokenId => LicenseTerms) private _licenseTerms;
     mapping(uint256 licenseId => License) private _licenses;
-    /// @notice Hashes of every delivered encrypted key, so no delivery can be replayed.
+    /// @notice keccak256(seller, encryptedKey) of every delivery, so no delivery can be replayed.
     mapping(bytes32 deliveryHash => bool) public deliveryUsed;
 
     event DeliveryWindowUpdated(uint64 deliveryWindow);
@@ -256,7 +256,9 @@ contract PromptMarketplace is PaymentVault, ERC721, ERC2981 {
         if (msg.sender != lic.seller) revert NotLicenseSeller(licenseId, msg.sender);
         if (block.timestamp > lic.deliveryDeadline) revert DeliveryDeadlinePassed(licenseId, lic.deliveryDeadline);
         if (encryptedKey.length == 0) revert EmptyKey();
-        bytes32 deliveryHash = keccak256(encryptedKey);
+        // NOTE: keyed by seller, so nobody can use up another seller's ciphertext by copying a
+        // pending delivery from the mempool, while a seller still cannot reuse its own bytes.
+        bytes32 deliveryHash = keccak256(abi.encode(lic.seller, encryptedKey));
         if (deliveryUsed[deliveryHash]) revert DeliveryReplayed(deliveryHash);
         deliveryUsed[deliveryHash] = true;
         lic.state = LicenseState.Delivered;
@@ -303,8 +305,9 @@ contract PromptMarketplace is PaymentVault, ERC721, ERC2981 {
         return super.supportsInterface(interfaceId);
     }
 
-    /// @dev Any movement of a token clears its listing, so a listing can never sell a token its
-    /// seller no longer owns.
+    /// @dev Any movement of a token clears its listing and its licence terms: a new owner sells
+    /// nothing, and owes no deliveries, on terms it did not set. Licences already bought stay
+    /// with the seller recorded at purchase.
     function _update(address to, uint256 tokenId, address auth) internal override returns (address from) {
         from = super._update(to, tokenId, auth);
         Listing storage l = _listings[tokenId];
@@ -312,6 +315,10 @@ contract PromptMarketplace is PaymentVault, ERC721, ERC2981 {
             address seller = l.seller;
             delete _listings[tokenId];
             emit ListingCancelled(tokenId, seller);
+        }
+        if (_licenseTerms[tokenId].price != 0) {
+            delete _licenseTerms[tokenId];
+            emit LicenseTermsSet(tokenId, address(0), 0);
         }
     }
 

@@ -29,7 +29,9 @@ def provider(accounts, compute):
 
 def _post(compute, client, chain):
     deadline = chain.pending_timestamp + 600
-    tx = compute.postJob(NATIVE, MAX_PRICE, SPEC_HASH, "bafkrei-spec", deadline, 3600, sender=client, value=MAX_PRICE)
+    tx = compute.postJob(
+        NATIVE, MAX_PRICE, SPEC_HASH, "bafkrei-spec", deadline, 3600, sender=client, value=MAX_PRICE
+    )
     (posted,) = tx.decode_logs(compute.JobPosted)
     return posted.jobId
 

@@ -33,13 +33,17 @@ class JobFlow:
     def ensure_provider(self) -> None:
         c = self.protocol.compute
         if not c.functions.isActiveProvider(self.provider.address).call():
-            self.provider.transact(c.functions.registerProvider("bafkreiprovidercaps"), value=PARAMS.min_stake)
+            self.provider.transact(
+                c.functions.registerProvider("bafkreiprovidercaps"), value=PARAMS.min_stake
+            )
 
     def post(self, max_price: int = 10**18, spec: bytes = b"{}") -> tuple[int, SentTx]:
         c = self.protocol.compute
         w3 = self.protocol.w3
         tx = self.client.transact(
-            c.functions.postJob(NATIVE, max_price, hashlib.sha256(spec).digest(), "bafkreispec", now(w3) + 600, 3600),
+            c.functions.postJob(
+                NATIVE, max_price, hashlib.sha256(spec).digest(), "bafkreispec", now(w3) + 600, 3600
+            ),
             value=max_price,
         )
         job_id = int(c.functions.jobCount().call())

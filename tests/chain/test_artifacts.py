@@ -22,11 +22,15 @@ def test_shipped_artifacts_equal_a_fresh_compile() -> None:
     for name in artifacts.CONTRACTS:
         shipped = artifacts.load(name)
         assert compiled[name]["abi"] == shipped.abi, f"{name} ABI is stale: run `make contracts`"
-        assert compiled[name]["deploymentBytecode"]["bytecode"] == shipped.bytecode, f"{name} bytecode is stale"
+        assert compiled[name]["deploymentBytecode"]["bytecode"] == shipped.bytecode, (
+            f"{name} bytecode is stale"
+        )
 
 
 def test_generated_events_module_is_current() -> None:
-    assert codegen.EVENTS_MODULE.read_text() == codegen.render(), "chain/events.py is stale: run `make contracts`"
+    assert codegen.EVENTS_MODULE.read_text() == codegen.render(), (
+        "chain/events.py is stale: run `make contracts`"
+    )
 
 
 def test_sources_digest_changes_with_any_source_byte(tmp_path) -> None:

@@ -22,7 +22,9 @@ from tests.conftest import free_port
 ASCENDNET = [sys.executable, "-m", "ascendnet.cli"]
 
 
-def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*ASCENDNET, *args],
         capture_output=True,
@@ -122,8 +124,13 @@ def read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 90) ->
 
 def test_chain_up_serves_then_stops_on_ctrl_c() -> None:
     port = free_port()
-    proc = subprocess.Popen([*ASCENDNET, "chain", "up", "--port", str(port)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+    proc = subprocess.Popen(
+        [*ASCENDNET, "chain", "up", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     try:
         out = read_until(proc, "Ctrl-C to stop")
         assert "anvil is up" in out and f"127.0.0.1:{port}" in out, out
@@ -172,7 +179,9 @@ def test_dev_deploys_once_and_resumes_after_restart(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("tool", ["anvil"])
-def test_missing_toolchain_names_the_setup_step(tool: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_toolchain_names_the_setup_step(
+    tool: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ascendnet import toolchain
     from ascendnet.errors import ToolchainMissing
 

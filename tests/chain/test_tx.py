@@ -64,7 +64,9 @@ def test_mined_revert_is_replayed_and_decoded(protocol: Protocol, senders: list[
         t1 = threading.Thread(target=run, args=(protocol.compute.functions.cancelJob(job_id), senders[1]))
         t1.start()
         _wait_pending(w3, 1)
-        t2 = threading.Thread(target=run, args=(protocol.compute.functions.placeBid(job_id, 10**17), senders[2]))
+        t2 = threading.Thread(
+            target=run, args=(protocol.compute.functions.placeBid(job_id, 10**17), senders[2])
+        )
         t2.start()
         _wait_pending(w3, 2)
         w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]

@@ -28,6 +28,7 @@ interface Vm {
     function assume(bool condition) external pure;
     function label(address account, string calldata newLabel) external;
     function addr(uint256 privateKey) external pure returns (address keyAddr);
+    function load(address target, bytes32 slot) external view returns (bytes32 data);
 
     function assertTrue(bool condition) external pure;
     function assertTrue(bool condition, string calldata error) external pure;
