@@ -21,6 +21,7 @@ step() {  # step NAME CMD...: runs CMD, records a failure; pytest's 5 (no tests)
   [ "$rc" -eq 0 ] || failed+=("$name (exit $rc)")
 }
 
+step "services (dockerd, PostgreSQL)" scripts/services.sh
 step "forge test (profile ${FOUNDRY_PROFILE:-default})" forge test
 step "pytest (Python, real anvil)" python -m pytest -p no:ape_test tests
 step "ape test (tests/ape)" ape test tests/ape

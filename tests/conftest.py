@@ -18,6 +18,18 @@ from chain.rpc import connect
 from chain.tx import TxSender
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+PG_ADMIN_URL = os.environ.get(
+    "ASCENDNET_TEST_PG_URL", "postgresql+psycopg2://ascendnet:ascendnet@127.0.0.1:5432/ascendnet"
+)
+
+
+def require(component: str, why: str) -> None:
+    """A component an integration test needs is missing: fail under CI=true, where a missing
+    component means a broken install step that a skip would hide; skip elsewhere."""
+    message = f"{component} is not available ({why}). `make setup` installs it and scripts/services.sh starts it."
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def free_port() -> int:
@@ -71,3 +83,44 @@ def protocol(w3: Web3, senders: list[TxSender], dev_keys: list[LocalAccount]) ->
 @pytest.fixture()
 def manifest_dir(tmp_path: Path) -> Path:
     return tmp_path / "deployments"
+
+
+@pytest.fixture(scope="session")
+def docker_client():  # type: ignore[no-untyped-def]
+    """A docker SDK client for a reachable dockerd (started by scripts/services.sh)."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means no usable dockerd
+        require("dockerd", str(exc))
+    return client
+
+
+@pytest.fixture()
+def pg_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test; dropped afterwards. Yields its URL."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    try:
+        admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means no usable server
+        require("PostgreSQL", str(exc))
+    name = f"ascendnet_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
+            )
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
