@@ -59,7 +59,10 @@ fi
 # ---------------------------------------------------------------- npm toolchain
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing the npm toolchain (anvil, forge, solcjs, OpenZeppelin)"
-  npm ci --no-audit --no-fund --loglevel=error
+  # NOTE: not `npm ci`: the Foundry packages list optional platform builds that do not all
+  # exist on the registry, which makes `npm ci` reject any lock file; `install --no-save`
+  # installs the locked versions and never rewrites the lock.
+  npm install --no-save --no-audit --no-fund --loglevel=error
 fi
 for tool in anvil forge; do
   node_modules/.bin/$tool --version >/dev/null 2>&1 || die "node_modules/.bin/$tool does not run; delete node_modules and run make setup again."
