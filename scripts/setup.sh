@@ -51,8 +51,12 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt
     "$PY" -m venv .venv
   fi
   say "installing Python packages (pinned by constraints.txt); the first run takes a few minutes"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev]'
+  log=.venv/pip-install.log
+  if ! { .venv/bin/python -m pip install -q --upgrade pip \
+         && .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev]'; } >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    die "pip install failed (full log: $log)"
+  fi
   touch "$stamp"
 fi
 
