@@ -59,11 +59,13 @@ def test_committed_intent_survives_kill_9(tmp_path: Path) -> None:
     """A process that commits an intent and is then SIGKILLed leaves the intent durable."""
     db = tmp_path / "journal.db"
     code = (
-        "import os, signal, sys; from pathlib import Path; from agent.journal import Journal, Phase\n"
-        f"j = Journal(Path({str(db)!r})); j.observe(9); j.advance(9, Phase.SUBMITTING, result_hash='0xfeed')\n"
+        "import os, signal; from pathlib import Path; from agent.journal import Journal, Phase\n"
+        f"j = Journal(Path({str(db)!r})); j.observe(9)\n"
+        "j.advance(9, Phase.SUBMITTING, result_hash='0xfeed')\n"
         "j.set_cursor(42, '0xbeef'); os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], env=os.environ)
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-c", code], cwd=repo, env=os.environ)
     assert proc.returncode == -9
     j = Journal(db)
     rec = j.get(9)
