@@ -70,3 +70,50 @@ class GpuUnavailable(SandboxError):
             f"the job asks for {requested} GPU(s) but the sandbox has {available}; "
             "do not bid on GPU jobs without GPUs (see `ascendnet agent resources`)."
         )
+
+
+# --- job specs and the agent's policy (agent/jobspec.py) ---
+
+
+class InvalidJobSpec(AgentError, ValueError):
+    """A job spec does not follow the schema (docs/JOB_SPEC.md).
+
+    `field` is the path of the first wrong field (e.g. ``resources.cpus`` or ``inputs[1].path``),
+    `reason` what is wrong with it, and `problems` every ``(field, reason)`` found.
+    """
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        if not problems:
+            raise ValueError("InvalidJobSpec needs at least one problem")
+        self.problems = tuple(problems)
+        self.field, self.reason = self.problems[0]
+        rendered = "; ".join(
+            f"job spec: {r}" if f == "(document)" else f"job spec field `{f}`: {r}" for f, r in self.problems
+        )
+        super().__init__(f"{rendered} (see docs/JOB_SPEC.md)")
+
+
+class SpecHashMismatch(AgentError, ValueError):
+    """The bytes fetched for a job's spec do not hash to the job's on-chain `specHash`."""
+
+    def __init__(self, *, expected: str, actual: str, spec_cid: str = "") -> None:
+        self.expected = expected
+        self.actual = actual
+        self.spec_cid = spec_cid
+        source = f" fetched from {spec_cid}" if spec_cid else ""
+        super().__init__(
+            f"the job spec{source} has sha256 {actual}, but the job's on-chain specHash is {expected}; "
+            "the spec was swapped or corrupted, so the job is refused."
+        )
+
+
+class PolicyViolation(AgentError):
+    """A valid job spec asks for something this agent's policy does not allow.
+
+    `rule` names the policy limit (e.g. ``max_memory_mb`` or ``allowed_images``).
+    """
+
+    def __init__(self, rule: str, reason: str) -> None:
+        self.rule = rule
+        self.reason = reason
+        super().__init__(f"job refused by the agent's policy ({rule}): {reason}")

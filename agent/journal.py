@@ -50,7 +50,9 @@ class IllegalTransition(JournalError):
         self.job_id = job_id
         self.current = current
         self.wanted = wanted
-        super().__init__(f"job {job_id}: the journal refuses {current} -> {wanted} (phases only move forward)")
+        super().__init__(
+            f"job {job_id}: the journal refuses {current} -> {wanted} (phases only move forward)"
+        )
 
 
 _ORDER = {
@@ -168,7 +170,9 @@ class Journal:
 
     def get(self, job_id: int) -> JobRecord | None:
         with self._lock:
-            row = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            row = self._db.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE job_id = ?", (job_id,)
+            ).fetchone()
         return _record(row) if row else None
 
     def active(self) -> list[JobRecord]:

@@ -22,12 +22,14 @@ err = Console(stderr=True)
 
 
 def _register() -> None:
+    from agent.cli import agent_app
     from ascendnet.dev import dev_command
     from chain.cli import chain_app, contracts_app, deploy_command
 
     app.add_typer(chain_app, name="chain")
     app.add_typer(contracts_app, name="contracts")
     app.add_typer(account_app, name="account")
+    app.add_typer(agent_app, name="agent")
     app.command("deploy")(deploy_command)
     app.command("dev")(dev_command)
 

@@ -32,12 +32,12 @@ from pydantic import (
 )
 
 from ascendnet.errors import AscendNetError
+from ascendnet.validation import DOCUMENT, problems
+from ascendnet.validation import FieldProblem as _Problem
 
 SCHEMA_VERSION = "ascendnet.prompt/v1"
 #: Documents larger than this are refused before parsing, whatever their fields hold.
 MAX_DOCUMENT_BYTES = 128 * 1024
-#: Stands for the document as a whole in error messages (not JSON, not an object, too large).
-DOCUMENT = "(document)"
 
 __all__ = [
     "DOCUMENT",
@@ -73,15 +73,6 @@ class InvalidMetadata(AscendNetError, ValueError):
             for f, r in self.problems
         )
         super().__init__(f"{rendered} (see docs/PROMPT_SCHEMA.md)")
-
-
-class _Problem(ValueError):
-    """Raised inside validators to blame a sub-field of the value being validated (e.g. one
-    element of a list), so the error names the exact path."""
-
-    def __init__(self, at: tuple[str | int, ...], reason: str) -> None:
-        self.at = at
-        super().__init__(reason)
 
 
 # ---------------------------------------------------------------------------- field types
@@ -397,25 +388,7 @@ def validate_metadata(doc: dict[str, Any] | bytes | str) -> PromptMetadata:
     try:
         return PromptMetadata.model_validate_json(raw)
     except ValidationError as exc:
-        raise InvalidMetadata([_describe(e) for e in exc.errors()]) from None
-
-
-def _describe(error: Any) -> tuple[str, str]:
-    loc: tuple[str | int, ...] = tuple(error["loc"])
-    reason = str(error["msg"])
-    cause = (error.get("ctx") or {}).get("error")
-    if isinstance(cause, _Problem):
-        loc, reason = loc + cause.at, str(cause)
-    elif error["type"] == "value_error":
-        reason = reason.removeprefix("Value error, ")
-    return _path(loc), reason
-
-
-def _path(loc: tuple[str | int, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or DOCUMENT
+        raise InvalidMetadata(problems(exc)) from None
 
 
 def json_schema() -> dict[str, Any]:
