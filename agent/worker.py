@@ -21,7 +21,7 @@ from web3 import Web3
 
 from agent.bidding import NATIVE, Bid, Capacity, PricePolicy, decide
 from agent.errors import AgentError, InvalidJobSpec, SpecHashMismatch
-from agent.jobspec import AgentPolicy, JobSpec, parse_spec
+from agent.jobspec import MAX_SPEC_BYTES, AgentPolicy, JobSpec, parse_spec
 from agent.journal import TERMINAL, JobRecord, Journal, Phase
 from agent.packing import Entry, PackedOutput, pack
 from agent.sandbox import MiB, Sandbox, SandboxRequest, SandboxResult
@@ -39,7 +39,6 @@ JOB_STATES = (
     "None", "Open", "Assigned", "Submitted", "Completed",
     "Cancelled", "Expired", "Failed", "Disputed", "Resolved",
 )  # fmt: skip
-MAX_SPEC_BYTES = 256 * 1024
 RECEIPT_NAME = "ascendnet-receipt.json"
 
 
