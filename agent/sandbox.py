@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -356,6 +356,32 @@ class Sandbox:
         for stage in self.work_dir.glob(self.stage_prefix + "*"):
             shutil.rmtree(stage, ignore_errors=True)
             removed += 1
+        return removed
+
+    def reap_orphans(self, active_job_ids: Collection[str], *, min_age_seconds: float = 30.0) -> int:
+        """Remove this owner's containers and volumes of jobs that are not running. Safe while
+        jobs run: it spares `active_job_ids` and anything younger than `min_age_seconds` (a job
+        being set up). Catches what a killed agent's in-flight Docker calls created after the
+        restarted agent's `cleanup_leftovers` had already run."""
+        removed = 0
+        cutoff = time.time() - min_age_seconds
+        label = {"label": f"{LABEL_OWNER}={self.owner}"}
+        active = set(active_job_ids)
+        for container in self._client.containers.list(all=True, filters=label):
+            if container.labels.get(LABEL_JOB) in active or _created_at(container.attrs) > cutoff:
+                continue
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                container.remove(force=True)
+                removed += 1
+        for volume in self._client.volumes.list(filters=label):
+            if (volume.attrs.get("Labels") or {}).get(LABEL_JOB) in active:
+                continue
+            if _created_at(volume.attrs, key="CreatedAt") > cutoff:
+                continue
+            # A volume still mounted by a live container refuses removal: left for the next pass.
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                volume.remove(force=True)
+                removed += 1
         return removed
 
     # --- steps ---
@@ -684,3 +710,20 @@ def _link_or_copy(source: Path, target: Path) -> None:
             return
     shutil.copyfile(source, target)
     target.chmod(0o644)
+
+
+def _created_at(attrs: Mapping[str, Any], key: str = "Created") -> float:
+    """Docker's RFC 3339 creation time (nanoseconds, `Z`) as a Unix timestamp; 0 if unknown."""
+    raw = str(attrs.get(key) or "")
+    match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?$", raw)
+    if match is None:
+        return 0.0
+    from datetime import datetime
+
+    stamp = (
+        match.group(1)
+        + "."
+        + (match.group(2) or "0")[:6].ljust(6, "0")
+        + (match.group(3) or "Z").replace("Z", "+00:00")
+    )
+    return datetime.fromisoformat(stamp).timestamp()
