@@ -1,5 +1,6 @@
 """Builds a running agent from its settings: the one place that wires chain, journal, content
-store, resource monitor and sandbox together (`ascendnet agent run|register`, `ascendnet dev`)."""
+store, resource monitor, sandbox and licence delivery together (`ascendnet agent run|register`,
+`ascendnet dev`)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from pathlib import Path
 from agent.bidding import PricePolicy
 from agent.capability import CapabilityDocument
 from agent.capability import PricePolicy as QuotedPrices
+from agent.delivery import DeliveryJournal, KeyDeliverer
 from agent.journal import Journal
 from agent.monitor import ResourceMonitor, Resources
 from agent.sandbox import Sandbox
 from agent.settings import AgentSettings
 from agent.worker import Agent, AgentConfig
 from ascendnet.log import get_logger
+from ascendnet.prompts.seller_keys import SellerKeyStore
 from ascendnet.storage import ContentStore, open_store
 from chain import manifest
 from chain.contracts import Protocol
@@ -79,6 +82,7 @@ def build_agent(settings: AgentSettings) -> Agent:
         withdraw_threshold=settings.withdraw_threshold_wei,
         host_gpus=w.resources.gpu.count if sandbox is not None else 0,
     )
+    deliverer = open_deliverer(settings, w)
     return Agent(
         protocol=w.protocol,
         sender=w.sender,
@@ -87,6 +91,23 @@ def build_agent(settings: AgentSettings) -> Agent:
         sandbox=sandbox,
         config=config,
         work_dir=settings.data_dir,
+        services=[deliverer] if deliverer is not None else [],
+    )
+
+
+def open_deliverer(settings: AgentSettings, w: Wiring) -> KeyDeliverer | None:
+    """The licence key deliverer, when this operator has a seller key store (`prompt mint`)."""
+    if not settings.seller_keys.exists():
+        log.info("agent.no_seller_keys", path=str(settings.seller_keys), hint="licence delivery is off")
+        return None
+    keys = SellerKeyStore(settings.seller_keys, w.sender.account)
+    log.info("agent.delivering_licences", path=str(settings.seller_keys), prompts=len(keys.entries()))
+    return KeyDeliverer(
+        protocol=w.protocol,
+        sender=w.sender,
+        keys=keys,
+        journal=DeliveryJournal(settings.delivery_journal_path),
+        confirmations=settings.confirmations,
     )
 
 

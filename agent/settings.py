@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from agent.jobspec import AgentPolicy
+from ascendnet.prompts.seller_keys import DEFAULT_PATH as SELLER_KEYS_PATH
 from ascendnet.settings import BaseAscendSettings
 from ascendnet.storage.config import StorageConfig
 
@@ -44,7 +45,14 @@ class AgentSettings(BaseAscendSettings):
     helper_image: str | None = None
     policy: AgentPolicy = Field(default_factory=AgentPolicy)
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    #: The seller key store of `ascendnet prompt mint`; when it exists, the agent delivers the
+    #: licence keys of those prompts (agent/delivery.py).
+    seller_keys: Path = SELLER_KEYS_PATH
 
     @property
     def journal_path(self) -> Path:
         return self.data_dir / "journal.db"
+
+    @property
+    def delivery_journal_path(self) -> Path:
+        return self.data_dir / "deliveries.db"

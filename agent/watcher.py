@@ -8,12 +8,13 @@ idempotent (the journal plus an on-chain check before every transaction), so bot
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol as TypingProtocol
 
 from eth_utils.crypto import keccak
 from web3 import Web3
 
-from agent.journal import Journal
 from chain import artifacts
 from chain.codegen import event_signature
 from chain.contracts import Protocol
@@ -43,16 +44,28 @@ class Poll:
     confirmed: tuple[int, str] | None = None
 
 
+class CursorStore(TypingProtocol):
+    """Where a watcher keeps its confirmed cursor (the agent's journal, the delivery journal)."""
+
+    def cursor(self) -> tuple[int, str] | None: ...
+
+    def set_cursor(self, block: int, block_hash: str) -> None: ...
+
+
 class ChainWatcher:
+    """Follows `watched` events of one protocol contract (by default ComputeRental's job events)."""
+
     def __init__(
         self,
         w3: Web3,
         protocol: Protocol,
-        journal: Journal,
+        journal: CursorStore,
         *,
         start_block: int,
         confirmations: int = 2,
         max_span: int = 2_000,
+        contract: str = "ComputeRental",
+        watched: Sequence[str] = WATCHED,
     ) -> None:
         self.w3 = w3
         self.protocol = protocol
@@ -61,9 +74,10 @@ class ChainWatcher:
         self.confirmations = confirmations
         self.max_span = max_span
         d = protocol.deployment
-        self._decoder = LogDecoder({"ComputeRental": d.address("ComputeRental")}, d.chain_id)
-        abi = {e["name"]: e for e in artifacts.load("ComputeRental").abi if e.get("type") == "event"}
-        self._topics = ["0x" + keccak(text=event_signature(abi[name])).hex() for name in WATCHED]
+        self._address = Web3.to_checksum_address(d.address(contract))
+        self._decoder = LogDecoder({contract: self._address}, d.chain_id)
+        abi = {e["name"]: e for e in artifacts.load(contract).abi if e.get("type") == "event"}
+        self._topics = ["0x" + keccak(text=event_signature(abi[name])).hex() for name in watched]
 
     def poll(self) -> Poll:
         """Events from the block after the confirmed cursor up to the head (at most max_span
@@ -77,7 +91,7 @@ class ChainWatcher:
             {
                 "fromBlock": from_block,
                 "toBlock": to_block,
-                "address": self.protocol.compute.address,
+                "address": self._address,
                 "topics": [self._topics],
             }
         )

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from typing import Protocol as TypingProtocol
 
 from web3 import Web3
 
@@ -32,13 +33,9 @@ from chain import events as ev
 from chain.contracts import Protocol
 from chain.errors import ChainError, ContractReverted
 from chain.provenance import ChainEvent
+from chain.states import JOB_STATES
 from chain.tx import TxSender
 
-#: ComputeRental.JobState, by index.
-JOB_STATES = (
-    "None", "Open", "Assigned", "Submitted", "Completed",
-    "Cancelled", "Expired", "Failed", "Disputed", "Resolved",
-)  # fmt: skip
 RECEIPT_NAME = "ascendnet-receipt.json"
 
 
@@ -73,6 +70,15 @@ class AgentConfig:
     tick_interval: float = 1.0
 
 
+class AgentService(TypingProtocol):
+    """Other chain work the agent's loop drives besides jobs (agent/delivery.py's KeyDeliverer).
+    It keeps its own journal and cursor; the loop retries it on the same errors as the jobs."""
+
+    def recover(self) -> None: ...
+
+    def step(self) -> int: ...
+
+
 class Agent:
     def __init__(
         self,
@@ -84,6 +90,7 @@ class Agent:
         sandbox: Sandbox | None,
         config: AgentConfig,
         work_dir: Path,
+        services: Sequence[AgentService] = (),
     ) -> None:
         self.protocol = protocol
         self.w3: Web3 = protocol.w3
@@ -94,6 +101,7 @@ class Agent:
         self.sandbox = sandbox
         self.config = config
         self.work_dir = work_dir
+        self.services = tuple(services)
         self.log = get_logger("agent").bind(provider=self.me)
         journal.bind(protocol.deployment.chain_id, self.me, protocol.compute.address)
         self.watcher = ChainWatcher(
@@ -150,10 +158,12 @@ class Agent:
         if time.monotonic() - self._last_tick >= self.config.tick_interval:
             self._last_tick = time.monotonic()
             self.tick()
-        return len(poll.events)
+        return len(poll.events) + sum(service.step() for service in self.services)
 
     def shutdown(self, wait: bool = True) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=False)
+        if self.sandbox is not None:
+            self.sandbox.close()
         self.log.info("agent.stopped")
 
     def wait_idle(self, timeout: float = 60.0) -> None:
@@ -182,6 +192,8 @@ class Agent:
                 self.log.warning(
                     "job.recover_failed", job_id=rec.job_id, phase=str(rec.phase), error=str(exc)
                 )
+        for service in self.services:
+            service.recover()
 
     def _reconcile(self, rec: JobRecord) -> None:
         job = self._job(rec.job_id)
@@ -369,6 +381,12 @@ class Agent:
             if rec.phase in (Phase.SUBMITTED, Phase.FINALIZING):
                 self._maybe_finalize(rec)
         self._maybe_withdraw()
+        if self.sandbox is not None:
+            with self._lock:
+                running = {str(job_id) for job_id in self._running}
+            reaped = self.sandbox.reap_orphans(running)
+            if reaped:
+                self.log.info("agent.reaped_orphans", removed=reaped)
 
     def _maybe_finalize(self, rec: JobRecord) -> None:
         job = self._job(rec.job_id)
@@ -496,4 +514,4 @@ class Agent:
         )
 
 
-__all__ = ["NATIVE", "Agent", "AgentConfig", "OnChainJob"]
+__all__ = ["NATIVE", "Agent", "AgentConfig", "AgentService", "OnChainJob"]

@@ -24,12 +24,19 @@ err = Console(stderr=True)
 def _register() -> None:
     from agent.cli import agent_app
     from ascendnet.dev import dev_command
+    from ascendnet.jobs.cli import job_app, withdraw_command
+    from ascendnet.prompts.cli import prompt_app
     from chain.cli import chain_app, contracts_app, deploy_command
+    from indexer.cli import indexer_app
 
     app.add_typer(chain_app, name="chain")
     app.add_typer(contracts_app, name="contracts")
     app.add_typer(account_app, name="account")
+    app.add_typer(indexer_app, name="indexer")
     app.add_typer(agent_app, name="agent")
+    app.add_typer(prompt_app, name="prompt")
+    app.add_typer(job_app, name="job")
+    app.command("withdraw")(withdraw_command)
     app.command("deploy")(deploy_command)
     app.command("dev")(dev_command)
 
