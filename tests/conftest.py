@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,10 @@ PG_ADMIN_URL = os.environ.get(
 def require(component: str, why: str) -> None:
     """A component an integration test needs is missing: fail under CI=true, where a missing
     component means a broken install step that a skip would hide; skip elsewhere."""
-    message = f"{component} is not available ({why}). `make setup` installs it and scripts/services.sh starts it."
+    message = (
+        f"{component} is not available ({why}). "
+        "`make setup` installs it and scripts/services.sh starts it."
+    )
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)
@@ -98,9 +102,11 @@ def docker_client():  # type: ignore[no-untyped-def]
     return client
 
 
-@pytest.fixture()
-def pg_database() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test; dropped afterwards. Yields its URL."""
+@contextmanager
+def temp_pg_database(prefix: str = "ascendnet_test") -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped afterwards; yields its URL. Fails under
+    CI=true (skips elsewhere) when no server answers."""
+    import time
     import uuid
 
     import sqlalchemy as sa
@@ -111,16 +117,35 @@ def pg_database() -> Iterator[str]:
             conn.execute(sa.text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - any failure means no usable server
         require("PostgreSQL", str(exc))
-    name = f"ascendnet_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     try:
-        yield url
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     finally:
-        with admin.connect() as conn:
-            conn.execute(
-                sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
-            )
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        # NOTE: only our own sessions are terminated; an autovacuum worker (a superuser process
+        # we may not signal) is cancelled by DROP DATABASE itself. FORCE ends what is left.
+        for attempt in range(5):
+            try:
+                with admin.connect() as conn:
+                    conn.execute(
+                        sa.text(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = :n AND usename = current_user AND pid <> pg_backend_pid()"
+                        ),
+                        {"n": name},
+                    )
+                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                break
+            except sa.exc.DBAPIError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.5)
         admin.dispose()
+
+
+@pytest.fixture()
+def pg_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test; dropped afterwards. Yields its URL."""
+    with temp_pg_database() as url:
+        yield url

@@ -1,0 +1,125 @@
+"""Engines for the indexer database (SQLite by default, PostgreSQL at scale) and its migrations.
+
+The event store and the read models live in the same database, so a read-model change and the
+projection's tracking position really do commit in one transaction.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for the indexer's database, tuned for one writer.
+
+    SQLite: WAL (readers never block the writer), `synchronous=NORMAL` (durable at each
+    checkpoint, never corrupt), foreign keys on, a busy timeout, and real transactions: pysqlite
+    would otherwise start them lazily at the first write, so reads earlier in a step would not
+    belong to it. PostgreSQL: batched executemany for UPDATEs as well as INSERTs.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, **kwargs)
+        _sqlite_pragmas(engine, readonly=False)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        kwargs.setdefault("pool_pre_ping", True)
+        if parsed.get_driver_name() == "psycopg2":
+            kwargs.setdefault("executemany_mode", "values_plus_batch")
+        return sa.create_engine(url, **kwargs)
+    return sa.create_engine(url, **kwargs)
+
+
+def make_readonly_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine that cannot write, for the read-only API.
+
+    SQLite opens the file with `mode=ro` (a URI), so even a bug cannot change it; PostgreSQL
+    sessions default to read-only transactions.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if not database.startswith("file:"):
+            database = f"file:{Path(database).resolve()}"
+        # SQLAlchemy's documented form: the file: URI as database, uri=true among the query.
+        query = {**parsed.query, "mode": "ro", "uri": "true"}
+        engine = sa.create_engine(sa.engine.URL.create("sqlite", database=database, query=query), **kwargs)
+        _sqlite_pragmas(engine, readonly=True)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        kwargs.setdefault("pool_pre_ping", True)
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        connect_args["options"] = (
+            connect_args.get("options", "") + " -c default_transaction_read_only=on"
+        ).strip()
+        return sa.create_engine(url, connect_args=connect_args, **kwargs)
+    return sa.create_engine(url, **kwargs)
+
+
+def _sqlite_pragmas(engine: Engine, *, readonly: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # NOTE: hand transaction control to SQLAlchemy's "begin" event below (the documented
+        # pysqlite recipe); otherwise pysqlite defers BEGIN to the first write.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not readonly:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA cache_size=-32768")  # 32 MiB per connection
+        cursor.execute("PRAGMA temp_store=MEMORY")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the database schema (event store and read models) up to `revision` with Alembic."""
+    from alembic import command
+
+    with engine.begin() as connection:
+        cfg = alembic_config(connection)
+        command.upgrade(cfg, revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    from alembic import command
+
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def alembic_config(connection: sa.Connection | None = None) -> Any:
+    """The Alembic config for the indexer's migrations; with `connection`, env.py uses it."""
+    from alembic.config import Config
+
+    cfg = Config(str(MIGRATIONS.parent / "alembic.ini"))
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
