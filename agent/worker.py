@@ -469,8 +469,10 @@ class Agent:
         return pack([Entry.file(RECEIPT_NAME, body)])
 
     def _now(self) -> int:
+        """The chain's time: the latest block's timestamp, or the wall clock when that is later
+        (a dev chain mines no block while idle, but its next block will carry the wall clock)."""
         block = self.w3.eth.get_block("latest")
-        return int(block["timestamp"])
+        return max(int(block["timestamp"]), int(time.time()))
 
     def _job(self, job_id: int) -> OnChainJob:
         raw = self.protocol.compute.functions.getJob(job_id).call()

@@ -23,6 +23,7 @@ err = Console(stderr=True)
 
 def _register() -> None:
     from agent.cli import agent_app
+    from api.cli import api_app
     from ascendnet.dev import dev_command
     from ascendnet.jobs.cli import job_app, withdraw_command
     from ascendnet.prompts.cli import prompt_app
@@ -34,6 +35,7 @@ def _register() -> None:
     app.add_typer(account_app, name="account")
     app.add_typer(indexer_app, name="indexer")
     app.add_typer(agent_app, name="agent")
+    app.add_typer(api_app, name="api")
     app.add_typer(prompt_app, name="prompt")
     app.add_typer(job_app, name="job")
     app.command("withdraw")(withdraw_command)

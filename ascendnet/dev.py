@@ -1,21 +1,31 @@
 """`ascendnet dev`: the whole marketplace on one machine.
 
-Today it brings up anvil (state kept under the data dir, so a restart resumes) and deploys the
-contracts once. The indexer, API and agent join it as they land (see docs/ROADMAP.md).
+It brings up anvil (state kept under the data dir, so a restart resumes), deploys the contracts
+once, then runs the indexer, the read-only API and one agent as child processes on embedded
+defaults: SQLite, the local content store, and Docker when it is reachable. Ctrl-C stops every
+child by its PID, then anvil.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
+import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import IO, Annotated, Any
 
 import typer
+from eth_account import Account
 from rich.console import Console
 
 from chain import manifest
-from chain.anvil import Anvil
+from chain.anvil import Anvil, dev_accounts
 from chain.cli import print_dev_accounts
 from chain.contracts import Protocol
 from chain.deploy import DeployOptions, ProtocolParams, deploy_and_record
@@ -25,6 +35,9 @@ from chain.signer import resolve_signer
 from chain.tx import TxSender
 
 console = Console()
+#: Dev account that the local agent runs as (0 is the deployer/admin).
+AGENT_ACCOUNT = 1
+DEV_KEYSTORE_PASSWORD = "ascendnet-dev-only"
 
 
 def ensure_deployed(rpc_url: str, manifest_path: Path) -> tuple[manifest.Deployment, bool]:
@@ -42,14 +55,149 @@ def ensure_deployed(rpc_url: str, manifest_path: Path) -> tuple[manifest.Deploym
     return deployment, True
 
 
+@dataclass
+class Child:
+    """A service `dev` started; stopped by its PID only."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> Child:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            self.argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        proc = self.process
+        if proc is not None and proc.poll() is None:
+            try:
+                os.kill(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=timeout)
+            except ProcessLookupError:
+                pass
+        if self._log is not None:
+            self._log.close()
+
+
+def _docker_reachable() -> tuple[bool, str]:
+    try:
+        import docker
+
+        docker.from_env(timeout=5).ping()
+        return True, ""
+    except Exception as exc:  # noqa: BLE001 - any failure means no usable dockerd
+        return False, str(exc)
+
+
+def _agent_keystore(data_dir: Path) -> Path:
+    """An encrypted keystore for the agent's dev account (a public key: local chain only)."""
+    path = data_dir / "agent-keystore.json"
+    if not path.exists():
+        key = dev_accounts(AGENT_ACCOUNT + 1)[AGENT_ACCOUNT].key
+        path.write_text(json.dumps(Account.encrypt(key, DEV_KEYSTORE_PASSWORD)))
+    return path
+
+
+def _api_status(api_url: str) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(f"{api_url}/status", timeout=2) as resp:
+            body = json.loads(resp.read())
+            return body if isinstance(body, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _services(
+    *, rpc_url: str, manifest_path: Path, data_dir: Path, api_port: int, with_agent: bool
+) -> list[Child]:
+    py = [sys.executable, "-m", "ascendnet.cli"]
+    database = f"sqlite:///{(data_dir / 'indexer.sqlite3').resolve()}"
+    base = {
+        **os.environ,
+        "ASCENDNET_RPC_URL": rpc_url,
+        "ASCENDNET_MANIFEST": str(manifest_path.resolve()),
+        "ASCENDNET_LOG_FORMAT": "json",
+    }
+    children = [
+        Child(
+            "indexer",
+            [
+                *py,
+                "indexer",
+                "run",
+                "--database-url",
+                database,
+                "--finality",
+                "confirmations",
+                "--confirmations",
+                "0",
+                "--poll-interval",
+                "0.5",
+                "--no-progress",
+            ],  # fmt: skip
+            {**base, "ASCENDNET_DATA_DIR": str(data_dir)},
+            data_dir / "indexer.log",
+        ),
+        Child(
+            "api",
+            [*py, "api", "serve", "--database-url", database, "--port", str(api_port)],
+            base,
+            data_dir / "api.log",
+        ),
+    ]
+    if with_agent:
+        children.append(
+            Child(
+                "agent",
+                [*py, "agent", "run", "--data-dir", str(data_dir)],
+                {
+                    **base,
+                    "ASCENDNET_KEYSTORE": str(_agent_keystore(data_dir)),
+                    "ASCENDNET_KEYSTORE_PASSWORD": DEV_KEYSTORE_PASSWORD,
+                    "ASCENDNET_CONFIRMATIONS": "0",
+                    "ASCENDNET_POLICY__ALLOW_ANY_DIGEST": "true",
+                    "ASCENDNET_SELLER_KEYS": str((data_dir / "seller-keys.json").resolve()),
+                },
+                data_dir / "agent.log",
+            )
+        )
+    return children
+
+
+def _register_agent(rpc_url: str, deployment: manifest.Deployment) -> None:
+    w3 = connect(rpc_url)
+    protocol = Protocol.load(w3, deployment)
+    account = dev_accounts(AGENT_ACCOUNT + 1)[AGENT_ACCOUNT]
+    if not protocol.compute.functions.isActiveProvider(account.address).call():
+        stake = int(protocol.compute.functions.params().call()[0])
+        TxSender(w3, account).transact(
+            protocol.compute.functions.registerProvider("local-dev-agent"), value=stake
+        )
+
+
 def dev_command(
     rpc_port: Annotated[int, typer.Option(help="anvil's port on 127.0.0.1.")] = 8545,
+    api_port: Annotated[int, typer.Option(help="The API's port on 127.0.0.1.")] = 8000,
     data_dir: Annotated[
         Path, typer.Option(envvar="ASCENDNET_DATA_DIR", help="Where dev state lives.")
     ] = Path(".data/dev"),
     fresh: Annotated[bool, typer.Option(help="Delete the data dir first and start over.")] = False,
+    agent: Annotated[bool, typer.Option(help="Run an agent (needs a reachable dockerd).")] = True,
 ) -> None:
-    """Start a local chain, deploy the contracts, and keep running until Ctrl-C."""
+    """Start a local chain, deploy the contracts, and run the indexer, the API and an agent
+    until Ctrl-C."""
     if fresh and data_dir.exists():
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -59,6 +207,7 @@ def dev_command(
         log_path=data_dir / "anvil.log",
         extra_args=["--state-interval", "5"],
     )
+    children: list[Child] = []
     console.print(f"starting anvil on {anvil.rpc_url} ...")
     try:
         anvil.start()
@@ -68,15 +217,70 @@ def dev_command(
         console.print(f"[green]{verb}[/] contracts (manifest {manifest_path}):")
         for name, address in deployment.contracts.items():
             console.print(f"  {name:18} {address}")
+        with_agent = False
+        if agent:
+            with_agent, why = _docker_reachable()
+            if with_agent:
+                _register_agent(anvil.rpc_url, deployment)
+            else:
+                console.print(f"[yellow]Docker is not reachable ({why}); running without an agent.[/]")
+        for child in _services(
+            rpc_url=anvil.rpc_url,
+            manifest_path=manifest_path,
+            data_dir=data_dir,
+            api_port=api_port,
+            with_agent=with_agent,
+        ):
+            if child.name == "api":
+                _wait_for_database(data_dir, children[0])
+            children.append(child.start())
+        api_url = f"http://127.0.0.1:{api_port}"
         console.print(f"RPC: [bold]{anvil.rpc_url}[/]  chain id {deployment.chain_id}")
+        console.print(f"API: [bold]{api_url}[/]  (OpenAPI docs at {api_url}/docs)")
+        agent_line = "agent: " + (f"running as dev account {AGENT_ACCOUNT}" if with_agent else "not running")
+        console.print(agent_line + f"; logs in {data_dir}/*.log")
         print_dev_accounts(4)
         console.print("Running. Ctrl-C stops everything.")
-        while anvil.process is not None and anvil.process.poll() is None:
-            time.sleep(0.5)
-        console.print("[red]anvil exited unexpectedly[/]; see " + str(data_dir / "anvil.log"))
-        raise typer.Exit(1)
+        _watch(anvil, children, api_url)
     except KeyboardInterrupt:
         console.print("stopping ...")
     finally:
+        for child in reversed(children):
+            child.stop()
         anvil.stop()
         console.print("stopped.")
+
+
+def _wait_for_database(data_dir: Path, indexer: Child, timeout: float = 60.0) -> None:
+    """The API opens the indexer's SQLite file read-only, which needs the file and its WAL to
+    exist: wait until the indexer has created and migrated it."""
+    wal = data_dir / "indexer.sqlite3-wal"
+    deadline = time.monotonic() + timeout
+    while not wal.exists() and time.monotonic() < deadline:
+        if not indexer.alive():
+            console.print(f"[red]the indexer exited[/]; see {indexer.log_path}")
+            raise typer.Exit(1)
+        time.sleep(0.1)
+
+
+def _watch(anvil: Anvil, children: list[Child], api_url: str) -> None:
+    """Print a compact status line when it changes; stop if anything dies."""
+    w3 = connect(anvil.rpc_url)
+    last = ""
+    while True:
+        if anvil.process is None or anvil.process.poll() is not None:
+            console.print("[red]anvil exited unexpectedly[/]; see its log")
+            raise typer.Exit(1)
+        for child in children:
+            if not child.alive():
+                console.print(f"[red]{child.name} exited[/]; see {child.log_path}")
+                raise typer.Exit(1)
+        status = _api_status(api_url) or {}
+        indexed = status.get("indexed_head", status.get("data", {}).get("indexed_head", "?"))
+        line = f"head {w3.eth.block_number}  indexed {indexed}  services: " + ", ".join(
+            c.name for c in children if c.alive()
+        )
+        if line != last:
+            console.print(line)
+            last = line
+        time.sleep(2)

@@ -143,25 +143,64 @@ def test_chain_up_serves_then_stops_on_ctrl_c() -> None:
     assert not rpc_answers(f"http://127.0.0.1:{port}")  # anvil went down with it
 
 
-def test_dev_deploys_once_and_resumes_after_restart(tmp_path: Path) -> None:
-    port = free_port()
+def _api_status(port: int) -> dict[str, object] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=2) as resp:
+            body = json.loads(resp.read())
+            return body.get("data") if isinstance(body, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def test_dev_runs_the_stack_and_resumes_after_restart(tmp_path: Path) -> None:
+    """`ascendnet dev` deploys once, runs the indexer, the API and an agent, stops them all on
+    Ctrl-C, and a restart resumes the same chain and contracts."""
+    port, api_port = free_port(), free_port()
     data = tmp_path / "dev"
 
     def start() -> subprocess.Popen[str]:
-        return subprocess.Popen([*ASCENDNET, "dev", "--rpc-port", str(port), "--data-dir", str(data)],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        return subprocess.Popen(
+            [
+                *ASCENDNET,
+                "dev",
+                "--rpc-port",
+                str(port),
+                "--api-port",
+                str(api_port),
+                "--data-dir",
+                str(data),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+
+    def wait_indexed() -> dict[str, object]:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            status = _api_status(api_port)
+            if status and status.get("caught_up"):
+                return status
+            time.sleep(0.5)
+        raise AssertionError(
+            "the API never reported a caught-up indexer; logs: " + str(list(data.glob("*.log")))
+        )
 
     first = start()
     try:
         out1 = read_until(first, "Running.")
-        assert "deployed" in out1, out1
+        assert "deployed" in out1 and "agent: running" in out1, out1
         m1 = json.loads((data / "deployments" / "31337.json").read_text())
+        status = wait_indexed()
+        assert status["chain_id"] == 31337
         first.send_signal(signal.SIGINT)
-        first.wait(timeout=30)
+        first.wait(timeout=60)
     finally:
         if first.poll() is None:
             first.kill()
     assert (data / "anvil-state.json").exists()
+    assert _api_status(api_port) is None  # the API went down with it
 
     second = start()
     try:
@@ -169,13 +208,15 @@ def test_dev_deploys_once_and_resumes_after_restart(tmp_path: Path) -> None:
         assert "reusing" in out2, out2
         m2 = json.loads((data / "deployments" / "31337.json").read_text())
         assert m2["contracts"] == m1["contracts"]
+        wait_indexed()
         second.send_signal(signal.SIGINT)
-        second.wait(timeout=30)
+        second.wait(timeout=60)
     finally:
         if second.poll() is None:
             second.kill()
     assert second.returncode == 0
     assert not rpc_answers(f"http://127.0.0.1:{port}")
+    assert _api_status(api_port) is None
 
 
 @pytest.mark.parametrize("tool", ["anvil"])

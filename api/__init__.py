@@ -1,0 +1,1 @@
+"""The read-only HTTP API over the indexer's read models (`ascendnet api serve`)."""

@@ -1,0 +1,95 @@
+"""Dependencies of the routes, as `Annotated` aliases: the read-only database session and the
+settings.
+
+The API cannot write: SQLite is opened through a `mode=ro` URI, PostgreSQL sessions run
+read-only transactions (`default_transaction_read_only` plus psycopg2's read-only session), with
+REPEATABLE READ so that every statement of a request sees one snapshot, and a statement timeout
+so no request can hold the database for long.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
+
+from fastapi import Depends, Request
+from sqlalchemy.engine import Connection, Engine, make_url
+from starlette.concurrency import run_in_threadpool
+
+from api.freshness import Freshness, read_freshness
+from api.settings import ApiSettings
+from indexer.db import make_readonly_engine
+
+#: Longest a PostgreSQL statement of the API may run (milliseconds).
+STATEMENT_TIMEOUT_MS = 10_000
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def make_api_engine(settings: ApiSettings) -> Engine:
+    """A read-only engine over the indexer's database, pooled for the API's worker threads."""
+    url = make_url(settings.database_url)
+    kwargs: dict[str, Any] = {
+        "pool_size": settings.api_db_pool_size,
+        "max_overflow": settings.api_db_pool_size,
+        "pool_timeout": 10,
+    }
+    if url.get_backend_name() == "postgresql":
+        # NOTE: no ping per checkout (a round trip on every request): a connection that died
+        # with a server restart fails one request with 503 and is replaced.
+        kwargs["pool_pre_ping"] = False
+        kwargs["isolation_level"] = "REPEATABLE READ"
+        kwargs["connect_args"] = {"options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"}
+        engine = make_readonly_engine(settings.database_url, **kwargs)
+        return engine.execution_options(postgresql_readonly=True)
+    return make_readonly_engine(settings.database_url, **kwargs)
+
+
+async def get_settings(request: Request) -> ApiSettings:
+    settings: ApiSettings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
+
+
+class ReadSession:
+    """Read-only access to the read models for one request.
+
+    `await session.read(fn, *args)` runs `fn(connection, *args)` in a worker thread (the event
+    loop never waits on the database), inside one read-only transaction that first reads the
+    freshness the answer reflects. One thread hop per request, whatever the number of queries.
+    """
+
+    def __init__(self, engine: Engine, request: Request) -> None:
+        self.engine = engine
+        self.request = request
+        self.freshness = Freshness()
+
+    def _run(
+        self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Freshness, T]:
+        with self.engine.connect() as conn, conn.begin():
+            # NOTE: begun explicitly, so statements run on the driver's cursor (api.prepared)
+            # share the transaction's snapshot too.
+            fresh = read_freshness(conn)
+            return fresh, fn(conn, *args, **kwargs)
+
+    async def read(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        fresh, result = await run_in_threadpool(self._run, fn, args, kwargs)
+        self.freshness = fresh
+        # The freshness headers middleware reads it from the request's state.
+        self.request.state.freshness = fresh
+        return result
+
+    def meta(self) -> dict[str, int | None]:
+        """The `meta` object of the answer: what the last read reflected."""
+        return self.freshness.meta()
+
+
+async def get_session(request: Request) -> ReadSession:
+    return ReadSession(request.app.state.engine, request)
+
+
+SessionDep = Annotated[ReadSession, Depends(get_session)]

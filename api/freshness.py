@@ -1,0 +1,150 @@
+"""Which block the read models reflect, read in the same transaction as a request's data.
+
+Every response says how fresh it is: `X-Indexed-Head` (the block the read models reflect),
+`X-Finalized-Block` (the highest of those blocks that is final) and, in JSON bodies, `meta`.
+The figures follow `indexer.status.read_status`: the indexer's head once the projector has
+folded everything the store holds, else the last block it folded. They are read in ONE
+statement so that a request costs one extra round trip, not four.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import anyio
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from api.prepared import Prepared
+from indexer import models
+from indexer.projection import APPLICATION_NAME
+from indexer.store import projection_tracking, stored_events
+
+HEAD_HEADER = "X-Indexed-Head"
+FINALIZED_HEADER = "X-Finalized-Block"
+
+
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    """What a response reflects. All None before the indexer first wrote its status."""
+
+    chain_id: int | None = None
+    #: The block the read models reflect.
+    indexed_head: int | None = None
+    #: The highest reflected block that is final (never revisited by a reorg).
+    finalized_block: int | None = None
+    #: Store position (notification id) the read models include: the stream's cursor space.
+    position: int = 0
+
+    def meta(self) -> dict[str, int | None]:
+        """The `meta` object of JSON bodies."""
+        return {
+            "chain_id": self.chain_id,
+            "indexed_head": self.indexed_head,
+            "finalized_block": self.finalized_block,
+        }
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """The freshness headers; an empty value means the indexer has not reported yet."""
+        return [
+            (HEAD_HEADER.lower().encode(), _text(self.indexed_head)),
+            (FINALIZED_HEADER.lower().encode(), _text(self.finalized_block)),
+        ]
+
+
+def _text(value: int | None) -> bytes:
+    return b"" if value is None else str(value).encode()
+
+
+_STATUS = models.indexer_status
+_QUERY = Prepared(
+    sa.select(
+        _STATUS.c.chain_id,
+        _STATUS.c.indexed_head,
+        _STATUS.c.finalized_block,
+        sa.select(sa.func.max(projection_tracking.c.notification_id))
+        .where(projection_tracking.c.application_name == APPLICATION_NAME)
+        .scalar_subquery()
+        .label("projected"),
+        sa.select(sa.func.max(stored_events.c.id)).scalar_subquery().label("latest"),
+        sa.select(sa.func.max(models.block_digests.c.block_number)).scalar_subquery().label("last_folded"),
+    ).limit(1)
+)
+_POSITION = Prepared(
+    sa.select(
+        sa.select(sa.func.max(projection_tracking.c.notification_id))
+        .where(projection_tracking.c.application_name == APPLICATION_NAME)
+        .scalar_subquery()
+    )
+)
+
+
+def read_freshness(conn: Connection) -> Freshness:
+    """The freshness of what `conn`'s transaction sees (one statement)."""
+    row = _QUERY.first(conn)
+    if row is None:
+        found = _POSITION.first(conn)
+        position = None if found is None else next(iter(found.values()))
+        return Freshness(position=int(position or 0))
+    projected = int(row.projected or 0)
+    latest = int(row.latest or 0)
+    reflects = row.indexed_head if projected >= latest else row.last_folded
+    head = None if reflects is None else int(reflects)
+    final = row.finalized_block
+    if final is not None and head is not None:
+        final = min(int(final), head)
+    elif head is None:
+        final = None
+    return Freshness(
+        chain_id=int(row.chain_id),
+        indexed_head=head,
+        finalized_block=None if final is None else int(final),
+        position=projected,
+    )
+
+
+class FreshnessCache:
+    """The latest freshness for responses that read no data (errors, health, the document)
+    and for the stream's polling: refreshed at most every `max_age` seconds, by one reader at
+    a time, in a worker thread so the event loop never waits on the database."""
+
+    def __init__(self, engine: Engine, max_age: float) -> None:
+        self.engine = engine
+        self.max_age = max_age
+        self._value: Freshness | None = None
+        self._at = 0.0
+        self._lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def peek(self) -> Freshness | None:
+        return self._value
+
+    def _read(self) -> Freshness:
+        with self.engine.connect() as conn, conn.begin():
+            return read_freshness(conn)
+
+    async def get(self, max_age: float | None = None) -> Freshness | None:
+        """The cached freshness if younger than `max_age`, else a fresh read (None when the
+        database cannot be read)."""
+        limit = self.max_age if max_age is None else max_age
+        if self._value is not None and time.monotonic() - self._at < limit:
+            return self._value
+        lock = self._lock_for_loop()
+        async with lock:
+            if self._value is not None and time.monotonic() - self._at < limit:
+                return self._value
+            try:
+                value = await anyio.to_thread.run_sync(self._read)
+            except sa.exc.SQLAlchemyError:
+                return self._value
+            self._value, self._at = value, time.monotonic()
+            return value
+
+    def _lock_for_loop(self) -> asyncio.Lock:
+        # NOTE: one lock per event loop: test clients run the app on short-lived loops.
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._loop is not loop:
+            self._lock, self._loop = asyncio.Lock(), loop
+        return self._lock

@@ -1,0 +1,179 @@
+"""Keyset (cursor) pagination with bounded limits.
+
+A page is read with `ORDER BY <keys> LIMIT limit + 1`; the extra row says whether there is a
+next page, and the last row's key values become the next cursor. A cursor is opaque to clients:
+URL-safe base64 of a small JSON document naming the listing and sort it belongs to, so a cursor
+from one listing (or one sort order) is refused by another instead of silently skipping rows.
+Rows are never skipped or repeated while the data changes underneath, unlike OFFSET paging.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import Depends, Query, Request
+from sqlalchemy.sql.elements import ColumnElement
+
+from api.errors import InvalidInput
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+#: Cursors are short; anything longer is not one of ours.
+MAX_CURSOR_LENGTH = 1024
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,1024}$"
+
+
+@dataclass(frozen=True, slots=True)
+class PageParams:
+    limit: int
+    cursor: str | None
+
+
+async def page_params(
+    request: Request,
+    limit: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=MAX_LIMIT,
+            description=f"Most items in the page (default {DEFAULT_LIMIT}, at most {MAX_LIMIT}).",
+            examples=[DEFAULT_LIMIT],
+        ),
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            pattern=CURSOR_PATTERN,
+            description="Opaque position from a previous page's `next_cursor`; omit it for the first page.",
+        ),
+    ] = None,
+) -> PageParams:
+    settings = request.app.state.settings
+    chosen = settings.api_default_limit if limit is None else limit
+    return PageParams(limit=min(chosen, settings.api_max_limit), cursor=cursor)
+
+
+PageDep = Annotated[PageParams, Depends(page_params)]
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One sort key: a label in the SELECT, the expression it orders by, its direction, and
+    the Python type its cursor value must have."""
+
+    label: str
+    expr: ColumnElement[Any]
+    descending: bool = False
+    kind: type = int
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """A sort order of one listing. The keys together must be unique per row."""
+
+    listing: str
+    name: str
+    keys: tuple[Key, ...]
+
+    def order_by(self) -> list[ColumnElement[Any]]:
+        return [k.expr.desc() if k.descending else k.expr.asc() for k in self.keys]
+
+    def after(self, values: Sequence[Any]) -> ColumnElement[bool]:
+        """Rows strictly after `values` in this order."""
+        keys = self.keys
+        if all(k.descending == keys[0].descending for k in keys):
+            left = sa.tuple_(*(k.expr for k in keys))
+            right = sa.tuple_(*(sa.literal(v, k.expr.type) for k, v in zip(keys, values, strict=True)))
+            return left < right if keys[0].descending else left > right
+        # Mixed directions: (a > x) OR (a = x AND b < y) OR ...
+        clauses: list[ColumnElement[bool]] = []
+        for i, key in enumerate(keys):
+            equal = [keys[j].expr == values[j] for j in range(i)]
+            beyond = key.expr < values[i] if key.descending else key.expr > values[i]
+            clauses.append(sa.and_(*equal, beyond))
+        return sa.or_(*clauses)
+
+    def encode(self, row: Any) -> str:
+        """The cursor that resumes after `row` (a result row holding every key's label)."""
+        return self.encode_values([row._mapping[k.label] for k in self.keys])
+
+    def encode_values(self, key_values: Sequence[Any]) -> str:
+        values = [_jsonable(v) for v in key_values]
+        raw = json.dumps({"l": self.listing, "s": self.name, "k": values}, separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    def decode(self, cursor: str) -> list[Any]:
+        """The key values in `cursor`; InvalidInput if it is not a cursor of this order."""
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            doc = json.loads(raw)
+        except (binascii.Error, ValueError, UnicodeDecodeError):
+            raise InvalidInput(
+                "query.cursor", "not a cursor this API issued; start again without it"
+            ) from None
+        if not isinstance(doc, dict) or doc.get("l") != self.listing:
+            raise InvalidInput("query.cursor", f"not a cursor of {self.listing}; start again without it")
+        if doc.get("s") != self.name:
+            raise InvalidInput(
+                "query.cursor",
+                f"the cursor belongs to sort={doc.get('s')!r}, not sort={self.name!r}; "
+                "keep the sort while paging",
+            )
+        values = doc.get("k")
+        if not isinstance(values, list) or len(values) != len(self.keys):
+            raise InvalidInput("query.cursor", "a damaged cursor; start again without it")
+        out: list[Any] = []
+        for key, value in zip(self.keys, values, strict=True):
+            out.append(_from_json(key, value))
+        return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        # Exact whatever the size: uint256 amounts go as strings.
+        return str(value) if abs(value) > 2**53 else value
+    if hasattr(value, "as_integer_ratio") and not isinstance(value, float):  # Decimal
+        return str(value)
+    return value
+
+
+def _from_json(key: Key, value: Any) -> Any:
+    bad = InvalidInput("query.cursor", "a damaged cursor; start again without it")
+    if key.kind is int:
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, str) and value.isdigit() and len(value) <= 78:
+            return int(value)
+        if isinstance(value, int) and -(2**63) <= value < 2**63:
+            return value
+        raise bad
+    if key.kind is str:
+        if isinstance(value, str) and len(value) <= 256 and "\x00" not in value:
+            return value
+        raise bad
+    raise bad  # pragma: no cover - every Key declares int or str
+
+
+def fetch_page(
+    conn: sa.Connection,
+    query: sa.Select[Any],
+    order: Order,
+    page: PageParams,
+) -> tuple[list[Any], str | None]:
+    """Rows of `query` in `order` after the page's cursor, at most `page.limit`, and the
+    cursor of the next page (None on the last page)."""
+    if page.cursor is not None:
+        query = query.where(order.after(order.decode(page.cursor)))
+    rows = list(conn.execute(query.order_by(*order.order_by()).limit(page.limit + 1)).all())
+    if len(rows) > page.limit:
+        rows = rows[: page.limit]
+        return rows, order.encode(rows[-1])
+    return rows, None

@@ -1,0 +1,114 @@
+"""One account across both contracts: what it is owed and what it did."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter
+
+from api.deps import SessionDep
+from api.prepared import Prepared
+from api.routes.jobs import J, job_summary
+from api.routes.providers import find_provider, provider_out
+from api.schemas import Account, Item
+from api.validation import AddressPath
+from indexer import models
+
+router = APIRouter(tags=["accounts"])
+OWED = models.TABLES[models.Owed]
+P = models.TABLES[models.Prompt]
+L = models.TABLES[models.Listing]
+LI = models.TABLES[models.Licence]
+S = models.TABLES[models.Sale]
+R = models.TABLES[models.Rating]
+B = models.TABLES[models.Bid]
+
+RECENT_JOBS = 10
+ADDRESS: sa.BindParameter[str] = sa.bindparam("address")
+
+
+def _count(table: sa.Table, *where: sa.ColumnElement[bool]) -> sa.ScalarSelect[Any]:
+    return sa.select(sa.func.count()).select_from(table).where(*where).scalar_subquery()
+
+
+MARKET_COUNTS = (
+    "prompts_created",
+    "prompts_owned",
+    "listings_active",
+    "licences_bought",
+    "licences_sold",
+    "sales_as_seller",
+    "purchases",
+    "ratings_given",
+)
+OWED_OF = Prepared(sa.select(OWED).where(OWED.c.account == ADDRESS).order_by(OWED.c.asset, OWED.c.contract))
+COUNTS = Prepared(
+    sa.select(
+        _count(J, J.c.client == ADDRESS).label("jobs_posted"),
+        _count(J, J.c.provider == ADDRESS).label("jobs_as_provider"),
+        _count(B, B.c.provider == ADDRESS).label("bids_placed"),
+        _count(P, P.c.creator == ADDRESS).label("prompts_created"),
+        _count(P, P.c.owner == ADDRESS).label("prompts_owned"),
+        _count(L, L.c.seller == ADDRESS, L.c.state == "active").label("listings_active"),
+        _count(LI, LI.c.buyer == ADDRESS).label("licences_bought"),
+        _count(LI, LI.c.seller == ADDRESS).label("licences_sold"),
+        _count(S, S.c.seller == ADDRESS).label("sales_as_seller"),
+        _count(S, S.c.buyer == ADDRESS).label("purchases"),
+        _count(R, R.c.rater == ADDRESS).label("ratings_given"),
+    )
+)
+# Two index range scans merged in Python: an OR over client/provider would scan the table.
+RECENT_AS_CLIENT = Prepared(
+    sa.select(J).where(J.c.client == ADDRESS).order_by(J.c.job_id.desc()).limit(RECENT_JOBS)
+)
+RECENT_AS_PROVIDER = Prepared(
+    sa.select(J).where(J.c.provider == ADDRESS).order_by(J.c.job_id.desc()).limit(RECENT_JOBS)
+)
+
+
+@router.get("/accounts/{address}", response_model=Item[Account], summary="An account's activity and balances")
+async def get_account(session: SessionDep, address: AddressPath) -> dict[str, Any]:
+    """What the account is owed per asset by each contract (withdrawable now), and its
+    activity on both: jobs posted and served, bids, prompts created and owned, listings,
+    licences, sales, purchases and ratings. Any address has an account (all zero when unused).
+    """
+    return {"data": await session.read(account, address), "meta": session.meta()}
+
+
+def account(conn: sa.Connection, address: str) -> dict[str, Any]:
+    """The account of `address`: five indexed lookups in one transaction."""
+    owed = OWED_OF.all(conn, address=address)
+    totals: dict[str, int] = {}
+    for o in owed:
+        totals[o.asset] = totals.get(o.asset, 0) + int(o.owed)
+    counts = COUNTS.first(conn, address=address)
+    assert counts is not None
+    c = counts._mapping
+    recent = [*RECENT_AS_CLIENT.all(conn, address=address), *RECENT_AS_PROVIDER.all(conn, address=address)]
+    seen: dict[int, Any] = {}
+    for row in sorted(recent, key=lambda r: r.job_id, reverse=True):
+        seen.setdefault(row.job_id, row)
+    provider = find_provider(conn, address)
+    return {
+        "address": address,
+        "owed": [
+            {
+                "asset": o.asset,
+                "contract": o.contract,
+                "owed": o.owed,
+                "credited_total": o.credited_total,
+                "withdrawn_total": o.withdrawn_total,
+            }
+            for o in owed
+        ],
+        "owed_by_asset": [{"asset": a, "owed": v} for a, v in sorted(totals.items())],
+        "compute": {
+            "jobs_posted": c["jobs_posted"],
+            "jobs_as_provider": c["jobs_as_provider"],
+            "bids_placed": c["bids_placed"],
+            "provider": None if provider is None else provider_out(provider),
+            "recent_jobs": [job_summary(r) for r in list(seen.values())[:RECENT_JOBS]],
+        },
+        "market": {name: c[name] for name in MARKET_COUNTS},
+    }

@@ -1,0 +1,150 @@
+"""The raw event log with provenance: every log of both contracts, reorged ones on request."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Annotated, Any, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Query
+from sqlalchemy.sql.elements import ColumnElement
+
+from api.deps import SessionDep
+from api.pagination import Key, Order, PageDep, fetch_page
+from api.schemas import Event, Page
+from api.validation import (
+    CONTRACT_NAMES,
+    EVENT_NAMES,
+    AddressQuery,
+    HashQuery,
+    block_query,
+)
+from chain.events import EVENT_TYPES
+from indexer import models
+
+router = APIRouter(tags=["audit"])
+E = models.events
+
+ContractName = Literal["ComputeRental", "PromptMarketplace"]
+EventName = Literal[tuple(EVENT_NAMES)]  # type: ignore[valid-type]
+assert set(ContractName.__args__) == set(CONTRACT_NAMES)  # type: ignore[attr-defined]
+
+_ORDERS = {
+    direction: Order(
+        "events",
+        direction,
+        (
+            Key("block_number", E.c.block_number, descending=direction == "desc"),
+            Key("log_index", E.c.log_index, descending=direction == "desc"),
+            Key("id", E.c.id, descending=direction == "desc"),
+        ),
+    )
+    for direction in ("asc", "desc")
+}
+_HISTORY_ORDER = Order("history", "asc", (Key("id", E.c.id),))
+
+#: Per entity: the events naming it by this argument, and the contract that emits them.
+_ENTITY_EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    arg: (
+        contract,
+        tuple(
+            sorted(
+                name
+                for name, cls in EVENT_TYPES.items()
+                if arg in {f.name for f in dataclasses.fields(cls)} and contract in cls.CONTRACTS
+            )
+        ),
+    )
+    for arg, contract in (("token_id", "PromptMarketplace"), ("job_id", "ComputeRental"))
+}
+
+
+def event_out(row: Any) -> dict[str, Any]:
+    """One row of the raw event log as an `Event` (integers in args as exact strings)."""
+    m = row._mapping
+    return {
+        "id": m["id"],
+        "chain_id": m["chain_id"],
+        "block_number": m["block_number"],
+        "block_hash": m["block_hash"],
+        "block_timestamp": m["block_timestamp"],
+        "tx_hash": m["tx_hash"],
+        "log_index": m["log_index"],
+        "contract": m["contract"],
+        "address": m["address"],
+        "event": m["event"],
+        "args": json.loads(m["args"], parse_int=str),
+        "orphaned": bool(m["orphaned"]),
+        "orphaned_by": m["orphaned_by"],
+    }
+
+
+def _arg_equals(conn: sa.Connection, name: str, value: int) -> ColumnElement[bool]:
+    """`args.<name> == value` on the JSON text column, per backend."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import JSONB
+
+        found: ColumnElement[bool] = sa.cast(E.c.args, JSONB)[name].astext == str(value)
+        return found
+    return sa.func.json_extract(E.c.args, f"$.{name}") == value
+
+
+def history_page(
+    conn: sa.Connection, arg: str, value: int, page: Any, include_reorged: bool
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The events that name `arg == value` (a token or a job), oldest first."""
+    contract, names = _ENTITY_EVENTS[arg]
+    query = sa.select(E).where(E.c.contract == contract, E.c.event.in_(names), _arg_equals(conn, arg, value))
+    if not include_reorged:
+        query = query.where(E.c.orphaned.is_(False))
+    rows, cursor = fetch_page(conn, query, _HISTORY_ORDER, page)
+    return [event_out(r) for r in rows], cursor
+
+
+IncludeReorged = Annotated[
+    bool,
+    Query(description="Also list events whose block a reorg removed (flagged `orphaned`)."),
+]
+
+
+@router.get("/events", response_model=Page[Event], summary="The raw event log")
+async def list_events(
+    session: SessionDep,
+    page: PageDep,
+    contract: Annotated[ContractName | None, Query(description="Emitting contract.")] = None,
+    event: Annotated[EventName | None, Query(description="Event name, e.g. JobPosted.")] = None,  # type: ignore[valid-type]
+    from_block: Annotated[int | None, block_query("First block (inclusive).")] = None,
+    to_block: Annotated[int | None, block_query("Last block (inclusive).")] = None,
+    tx_hash: HashQuery = None,
+    address: AddressQuery = None,
+    include_reorged: IncludeReorged = False,
+    order: Annotated[Literal["asc", "desc"], Query(description="By block, log index, position.")] = "asc",
+) -> dict[str, Any]:
+    """Every log of both contracts with its provenance `(chain_id, block_number, block_hash,
+    tx_hash, log_index)`, filtered, in chain order. Reorged logs stay in the log, flagged, and
+    are listed when `include_reorged=true`.
+
+    `address` selects events emitted by that address or naming it in any argument; on a large
+    log, narrow it with a block range or a transaction, since it looks inside every event's
+    arguments.
+    """
+    query = sa.select(E)
+    if not include_reorged:
+        query = query.where(E.c.orphaned.is_(False))
+    if contract is not None:
+        query = query.where(E.c.contract == contract)
+    if event is not None:
+        query = query.where(E.c.event == event)
+    if from_block is not None:
+        query = query.where(E.c.block_number >= from_block)
+    if to_block is not None:
+        query = query.where(E.c.block_number <= to_block)
+    if tx_hash is not None:
+        query = query.where(E.c.tx_hash == tx_hash)
+    if address is not None:
+        query = query.where(
+            sa.or_(E.c.address == address, E.c.args.contains(f'"{address}"', autoescape=True))
+        )
+    rows, cursor = await session.read(fetch_page, query, _ORDERS[order], page)
+    return {"data": [event_out(r) for r in rows], "next_cursor": cursor, "meta": session.meta()}

@@ -1,0 +1,209 @@
+"""Compute jobs: the job board, one job with its bids, result and dispute, and its history."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Query
+
+from api.deps import SessionDep
+from api.errors import NotFound
+from api.pagination import MAX_LIMIT, Key, Order, PageDep, fetch_page
+from api.prepared import Prepared
+from api.routes.events import IncludeReorged, history_page
+from api.schemas import Event, Item, JobDetail, JobState, JobSummary, Page, not_found
+from api.validation import AddressQuery, AmountQuery, AssetQuery, id_path
+from indexer import models
+
+router = APIRouter(tags=["compute"])
+J = models.TABLES[models.Job]
+B = models.TABLES[models.Bid]
+RES = models.TABLES[models.Result]
+
+# NOTE: job ids are assigned in posting order, so ordering by id is ordering by posted block
+# (the rows keep the block of their *latest* change, not of the posting).
+_ORDERS = {
+    "posted_desc": Order("jobs", "posted_desc", (Key("job_id", J.c.job_id, True),)),
+    "posted_asc": Order("jobs", "posted_asc", (Key("job_id", J.c.job_id),)),
+}
+#: The price a job pays: the accepted bid once assigned, its escrow (the most it pays) before.
+EFFECTIVE_PRICE = sa.type_coerce(sa.func.coalesce(J.c.price, J.c.max_amount), models.Uint256())
+JOB = Prepared(sa.select(J).where(J.c.job_id == sa.bindparam("job_id")))
+BIDS = Prepared(
+    sa.select(B)
+    .where(B.c.job_id == sa.bindparam("job_id"))
+    .order_by(B.c.price, B.c.provider)
+    .limit(MAX_LIMIT + 1)
+)
+RESULT = Prepared(sa.select(RES).where(RES.c.job_id == sa.bindparam("job_id")))
+
+
+def _last_change(m: Any) -> dict[str, Any]:
+    return {"block_number": m["block_number"], "tx_hash": m["tx_hash"], "log_index": m["log_index"]}
+
+
+def job_summary(row: Any) -> dict[str, Any]:
+    m = row._mapping
+    return {
+        "job_id": m["job_id"],
+        "client": m["client"],
+        "asset": m["asset"],
+        "max_amount": m["max_amount"],
+        "amount": m["amount"],
+        "state": m["state"],
+        "posted_at": m["posted_at"],
+        "bid_deadline": m["bid_deadline"],
+        "bid_count": m["bid_count"],
+        "provider": m["provider"],
+        "price": m["price"],
+        "settled_at": m["settled_at"],
+        "last_change": _last_change(m),
+    }
+
+
+@router.get("/jobs", response_model=Page[JobSummary], summary="The job board")
+async def list_jobs(
+    session: SessionDep,
+    page: PageDep,
+    status: Annotated[JobState | None, Query(description="Job state, e.g. open.")] = None,
+    client: AddressQuery = None,
+    provider: AddressQuery = None,
+    asset: AssetQuery = None,
+    min_price: AmountQuery = None,
+    max_price: AmountQuery = None,
+    sort: Annotated[
+        Literal["posted_desc", "posted_asc"], Query(description="By posted block, newest or oldest first.")
+    ] = "posted_desc",
+) -> dict[str, Any]:
+    """Jobs filtered by state, client, provider, payment asset and price, newest posted first.
+
+    The price range applies to the accepted price once a job is assigned, and to its escrow
+    (the most the client pays) while it is open.
+    """
+    query = sa.select(J)
+    if status is not None:
+        query = query.where(J.c.state == status)
+    if client is not None:
+        query = query.where(J.c.client == client)
+    if provider is not None:
+        query = query.where(J.c.provider == provider)
+    if asset is not None:
+        query = query.where(J.c.asset == asset)
+    if min_price is not None:
+        query = query.where(sa.literal(int(min_price), models.Uint256()) <= EFFECTIVE_PRICE)
+    if max_price is not None:
+        query = query.where(sa.literal(int(max_price), models.Uint256()) >= EFFECTIVE_PRICE)
+    rows, cursor = await session.read(fetch_page, query, _ORDERS[sort], page)
+    return {"data": [job_summary(r) for r in rows], "next_cursor": cursor, "meta": session.meta()}
+
+
+def _get_job(conn: sa.Connection, job_id: int) -> Any:
+    row = JOB.first(conn, job_id=job_id)
+    if row is None:
+        raise NotFound("Job", job_id, "Posted jobs appear once the indexer has folded their block.")
+    return row
+
+
+def job_detail(conn: sa.Connection, job_id: int) -> dict[str, Any]:
+    """A job with its bids and result (three indexed lookups)."""
+    row = _get_job(conn, job_id)
+    m = row._mapping
+    bids = BIDS.all(conn, job_id=job_id)
+    result = RESULT.first(conn, job_id=job_id) if m["result_hash"] else None
+    out = job_summary(row)
+    out.update(
+        spec_hash=m["spec_hash"],
+        spec_cid=m["spec_cid"],
+        execution_timeout=m["execution_timeout"],
+        deadlines={
+            "bid": m["bid_deadline"],
+            "accept": m["accept_deadline"],
+            "execution": m["execution_deadline"],
+            "challenge_end": m["challenge_end"],
+            "dispute": m["dispute_deadline"],
+        },
+        bids=[
+            {
+                "provider": b.provider,
+                "price": b.price,
+                "placed_count": b.placed_count,
+                "first_placed_at": b.first_placed_at,
+                "placed_at": b.placed_at,
+                "accepted": bool(b.accepted),
+                "last_change": _last_change(b._mapping),
+            }
+            for b in bids[:MAX_LIMIT]
+        ],
+        bids_truncated=len(bids) > MAX_LIMIT,
+        assignment=None if m["provider"] is None else {"provider": m["provider"], "price": m["price"]},
+        result=(
+            None
+            if result is None
+            else {
+                "provider": result.provider,
+                "result_hash": result.result_hash,
+                "result_cid": result.result_cid,
+                "challenge_end": result.challenge_end,
+                "submitted_at": result.submitted_at,
+                "log": _last_change(result._mapping),
+            }
+        ),
+        dispute=(
+            None
+            if m["dispute_deadline"] is None
+            else {
+                "reason_cid": m["dispute_reason_cid"],
+                "deadline": m["dispute_deadline"],
+                "arbiter": m["arbiter"],
+                "provider_bps": m["provider_bps"],
+            }
+        ),
+        settlement={
+            "provider_payout": m["provider_payout"],
+            "fee": m["fee"],
+            "client_refund": m["client_refund"],
+            "slashed": m["slashed"],
+            "completed_by_client": m["completed_by_client"],
+            "settled_at": m["settled_at"],
+        },
+    )
+    return out
+
+
+@router.get(
+    "/jobs/{job_id}",
+    response_model=Item[JobDetail],
+    summary="One job",
+    responses=not_found("No such job (yet)."),
+)
+async def get_job(
+    session: SessionDep,
+    job_id: Annotated[int, id_path("job id")],
+) -> dict[str, Any]:
+    """A job with its bids, the assignment, the result hash and CID, every deadline, any
+    dispute and how it settled."""
+    return {"data": await session.read(job_detail, job_id), "meta": session.meta()}
+
+
+@router.get(
+    "/jobs/{job_id}/history",
+    response_model=Page[Event],
+    summary="A job's history",
+    responses=not_found("No such job (yet)."),
+)
+async def job_history(
+    session: SessionDep,
+    page: PageDep,
+    job_id: Annotated[int, id_path("job id")],
+    include_reorged: IncludeReorged = False,
+) -> dict[str, Any]:
+    """Every event naming the job, oldest first: posting, bids, assignment, result, dispute,
+    settlement, slashing, each with its provenance."""
+    events, cursor = await session.read(_history, job_id, page, include_reorged)
+    return {"data": events, "next_cursor": cursor, "meta": session.meta()}
+
+
+def _history(conn: sa.Connection, job_id: int, page: Any, include_reorged: bool) -> Any:
+    _get_job(conn, job_id)
+    return history_page(conn, "job_id", job_id, page, include_reorged)

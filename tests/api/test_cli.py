@@ -1,0 +1,103 @@
+"""`ascendnet api serve`: a real uvicorn on 127.0.0.1, started and stopped by PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.anvil
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ascendnet.cli", "api", "serve", *args],
+        cwd=REPO,
+        env={**os.environ, "ASCENDNET_LOG_FORMAT": "json", **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_up(url: str, proc: subprocess.Popen[str], timeout: float = 30.0) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited: {proc.communicate()}")
+        try:
+            return httpx.get(url, timeout=1.0)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError("server did not come up")
+
+
+def test_two_workers_serve_one_postgresql_on_loopback_and_stop_on_sigterm(indexed_postgresql: str) -> None:
+    port = free_port()
+    proc = _serve("--port", str(port), "--database-url", indexed_postgresql, "--workers", "2")
+    try:
+        health = _wait_up(f"http://127.0.0.1:{port}/health", proc)
+        assert health.status_code == 200 and health.headers["X-Indexed-Head"]
+        with httpx.Client(timeout=5) as client:
+            pages = [client.get(f"http://127.0.0.1:{port}/jobs?limit=2") for _ in range(8)]
+        assert all(p.status_code == 200 and len(p.json()["data"]) == 2 for p in pages)
+        assert "server" not in pages[0].headers
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert '"event": "api_start"' in err and '"host": "127.0.0.1"' in err
+
+
+def test_serve_refuses_a_database_it_cannot_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    from api.cli import api_app
+    from api.errors import DatabaseUnavailable
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("must not serve"))
+    monkeypatch.setattr(os, "environ", dict(os.environ))
+    monkeypatch.setattr("ascendnet.log.configure", lambda *a, **k: None)
+    result = CliRunner().invoke(
+        api_app,
+        ["serve", "--port", str(free_port()), "--database-url", f"sqlite:///{tmp_path / 'none.sqlite3'}"],
+    )
+    assert isinstance(result.exception, DatabaseUnavailable)
+    assert "The read models cannot be read" in str(result.exception) and "ascendnet indexer run" in str(
+        result.exception
+    )
+
+
+def test_serve_hands_uvicorn_the_factory_and_options(
+    indexed_sqlite: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    from api.cli import APP_FACTORY, api_app
+
+    calls: list[tuple[tuple[object, ...], dict[str, object]]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: calls.append((a, k)))
+    # Logging set-up would bind the runner's captured stderr, closed after the invocation.
+    monkeypatch.setattr("ascendnet.log.configure", lambda *a, **k: None)
+    # `serve` writes its options into the environment (for the workers): keep that to this test.
+    monkeypatch.setattr(os, "environ", {**os.environ, "ASCENDNET_API_TRUSTED_PROXIES": "10.0.0.1"})
+    result = CliRunner().invoke(
+        api_app, ["serve", "--port", "8123", "--database-url", indexed_sqlite, "--workers", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    ((args, kwargs),) = calls
+    assert args == (APP_FACTORY,) and kwargs["factory"] is True
+    assert (kwargs["host"], kwargs["port"], kwargs["workers"]) == ("127.0.0.1", 8123, 3)
+    assert (kwargs["proxy_headers"], kwargs["forwarded_allow_ips"]) == (True, "10.0.0.1")
+    # The workers build their settings from the same environment.
+    assert os.environ["ASCENDNET_DATABASE_URL"] == indexed_sqlite
