@@ -59,6 +59,10 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
+def summary(values: list[float]) -> str:
+    return f"p50 {statistics.median(values):.1f}  p95 {pct(values, 95):.1f}  max {max(values):.1f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs", type=int, default=40)
@@ -138,14 +142,8 @@ def main() -> None:
                 time.sleep(0.002)
             after_seen.append((provider.bid_sent[job_id] - seen[job_id]) * 1000)
             after_block.append((provider.bid_sent[job_id] - mined) * 1000)
-        print(
-            f"pickup, block seen -> bid sent (ms) over {args.jobs} jobs: "
-            f"p50 {statistics.median(after_seen):.1f}  p95 {pct(after_seen, 95):.1f}  max {max(after_seen):.1f}"
-        )
-        print(
-            f"pickup, block mined -> bid sent (ms): "
-            f"p50 {statistics.median(after_block):.1f}  p95 {pct(after_block, 95):.1f}  max {max(after_block):.1f}"
-        )
+        print(f"pickup, block seen -> bid sent (ms) over {args.jobs} jobs: {summary(after_seen)}")
+        print(f"pickup, block mined -> bid sent (ms): {summary(after_block)}")
 
         # --- throughput: trivial jobs, accepted as soon as the bid lands
         c = protocol.compute

@@ -48,6 +48,8 @@ def test_register_publishes_capabilities_and_stakes(
     again, _ = register(settings)  # already registered: only the metadata is updated
     assert again == cid
     assert c.functions.getProvider(operator.address).call()[0] == stake
-    logs = c.events.ProviderRegistered().get_logs(from_block=0, argument_filters={"provider": operator.address})
+    logs = c.events.ProviderRegistered().get_logs(
+        from_block=0, argument_filters={"provider": operator.address}
+    )
     assert len(logs) == 1
     assert len(c.events.ProviderMetadataUpdated().get_logs(from_block=0)) >= 1

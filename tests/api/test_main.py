@@ -34,10 +34,14 @@ def test_cors_allows_only_the_listed_origins(indexed_sqlite: str) -> None:
         assert "POST" not in preflight.headers["access-control-allow-methods"]
         # No allow-list: no CORS headers at all.
     with TestClient(create_app(api_settings(indexed_sqlite))) as client:
-        assert "access-control-allow-origin" not in client.get("/jobs", headers={"Origin": APP_ORIGIN}).headers
+        assert (
+            "access-control-allow-origin" not in client.get("/jobs", headers={"Origin": APP_ORIGIN}).headers
+        )
 
 
-def test_an_unexpected_failure_still_answers_json(indexed_sqlite: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unexpected_failure_still_answers_json(
+    indexed_sqlite: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import api.routes.jobs as jobs
 
     def broken(*_args: object) -> object:
