@@ -30,7 +30,7 @@ def _serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[st
     )
 
 
-def _wait_up(url: str, proc: subprocess.Popen[str], timeout: float = 30.0) -> httpx.Response:
+def _wait_up(url: str, proc: subprocess.Popen[str], timeout: float = 90.0) -> httpx.Response:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -83,7 +83,7 @@ def test_serve_hands_uvicorn_the_factory_and_options(
 ) -> None:
     import uvicorn
 
-    from api.cli import APP_FACTORY, api_app
+    from api.cli import APP_FACTORY, GRACEFUL_SHUTDOWN_S, api_app
 
     calls: list[tuple[tuple[object, ...], dict[str, object]]] = []
     monkeypatch.setattr(uvicorn, "run", lambda *a, **k: calls.append((a, k)))
@@ -99,5 +99,7 @@ def test_serve_hands_uvicorn_the_factory_and_options(
     assert args == (APP_FACTORY,) and kwargs["factory"] is True
     assert (kwargs["host"], kwargs["port"], kwargs["workers"]) == ("127.0.0.1", 8123, 3)
     assert (kwargs["proxy_headers"], kwargs["forwarded_allow_ips"]) == (True, "10.0.0.1")
+    # Streams never end by themselves: a stopping server gives them a bounded grace period.
+    assert kwargs["timeout_graceful_shutdown"] == GRACEFUL_SHUTDOWN_S
     # The workers build their settings from the same environment.
     assert os.environ["ASCENDNET_DATABASE_URL"] == indexed_sqlite
