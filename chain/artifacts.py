@@ -30,7 +30,14 @@ class Artifact:
 def sources_digest(src_dir: Path, oz_package_json: Path | None = None) -> str:
     """sha256 over every Solidity source (path and bytes) plus the OpenZeppelin version."""
     h = hashlib.sha256()
-    for path in sorted(src_dir.rglob("*.sol")):
+    # NOTE: hidden folders are skipped: ape-solidity copies dependencies into
+    # contracts/src/.cache while it compiles.
+    sources = (
+        p
+        for p in src_dir.rglob("*.sol")
+        if not any(part.startswith(".") for part in p.relative_to(src_dir).parts)
+    )
+    for path in sorted(sources):
         h.update(path.relative_to(src_dir).as_posix().encode() + b"\0")
         h.update(path.read_bytes() + b"\0")
     if oz_package_json is not None and oz_package_json.exists():
