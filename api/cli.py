@@ -13,7 +13,9 @@ api_app = typer.Typer(help="The read-only HTTP API over the indexer's read model
 
 #: What `serve` hands uvicorn: the factory, so that every worker builds its own app (its own
 #: connection pool) from the same environment.
-APP_FACTORY = "api.main:create_app"
+APP_FACTORY = "api.main:serve_app"
+#: Seconds a stopping server waits for open requests (and streams) before it cancels them.
+GRACEFUL_SHUTDOWN_S = 5
 
 
 @api_app.callback()
@@ -84,4 +86,6 @@ def serve(
         log_level=settings.log_level,
         access_log=False,
         server_header=False,
+        # NOTE: event streams never end on their own; on SIGTERM they get this long to close.
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )

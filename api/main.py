@@ -7,11 +7,11 @@ unknown id a 404; no input produces a 500 (unexpected errors still answer JSON).
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request
 from fastapi.dependencies.models import Dependant
@@ -34,6 +34,7 @@ from api.schemas import ErrorBody
 from api.settings import ApiSettings
 from api.validation import ADDRESS_PATTERN, AMOUNT_PATTERN, HASH_PATTERN, TEXT_PATTERN
 from ascendnet import __version__
+from ascendnet import log as logging_setup
 from ascendnet.log import get_logger
 from ascendnet.validation import describe
 
@@ -94,8 +95,8 @@ def _error(
 
 # ---------------------------------------------------------------- unknown query parameters
 
-#: Per route, the query parameters it declares (its dependencies' included).
-_DECLARED: weakref.WeakKeyDictionary[APIRoute, frozenset[str]] = weakref.WeakKeyDictionary()
+#: Attribute caching, on each route, the query parameters it declares (dependencies' included).
+_DECLARED = "_ascendnet_query_names"
 
 
 def _query_names(dependant: Dependant) -> set[str]:
@@ -106,9 +107,10 @@ def _query_names(dependant: Dependant) -> set[str]:
 
 
 def _declared_query(route: APIRoute) -> frozenset[str]:
-    names = _DECLARED.get(route)
+    names: frozenset[str] | None = getattr(route, _DECLARED, None)
     if names is None:
-        names = _DECLARED[route] = frozenset(_query_names(route.dependant))
+        names = frozenset(_query_names(route.dependant))
+        setattr(route, _DECLARED, names)
     return names
 
 
@@ -279,6 +281,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # NOTE: reads run in worker threads; a few threads keep the GIL from bouncing between
+        # dozens of them under load (requests beyond them wait in the event loop instead).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
         yield
         engine.dispose()
 
@@ -328,3 +333,11 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def serve_app() -> FastAPI:
+    """The app as each `ascendnet api serve` worker runs it: settings from the environment (the
+    command line's options travel there) and the one logging set-up (JSON lines by default)."""
+    settings = ApiSettings()
+    logging_setup.configure(settings.log_format, settings.log_level)
+    return create_app(settings)

@@ -54,6 +54,8 @@ class ApiSettings(BaseAscendSettings):
     api_stream_keepalive: float = Field(default=15.0, gt=0, le=300)
     #: Connections each worker's pool keeps open to the database.
     api_db_pool_size: int = Field(default=16, ge=1, le=256)
+    #: Worker threads each process runs database reads in.
+    api_threads: int = Field(default=8, ge=1, le=256)
 
     @field_validator("api_cors_origins", "api_trusted_proxies", mode="before")
     @classmethod

@@ -1,4 +1,4 @@
-"""Request values: addresses (any case in, checksummed out), 0x hashes, ids and amounts.
+"""Request values: addresses (any case in, checksummed out), 0x hashes, ids, amounts, days.
 
 Each is an `Annotated` type carrying its OpenAPI pattern and examples, so the document states
 exactly what the server accepts: whatever matches the pattern is valid input.
@@ -41,14 +41,6 @@ def checksum(value: str) -> str:
     return str(to_checksum_address(value.lower()))
 
 
-def lower_hash(value: str) -> str:
-    return value.lower()
-
-
-def amount(value: str) -> int:
-    return int(value)
-
-
 _ADDRESS_DOC = "An address, in any letter case; answers use the EIP-55 checksummed form."
 
 #: An optional address filter in the query string.
@@ -81,7 +73,7 @@ HashQuery = Annotated[
         description="A 32-byte hash as 0x + 64 hex digits, any case.",
         examples=[EXAMPLE_HASH],
     ),
-    AfterValidator(lambda v: None if v is None else lower_hash(v)),
+    AfterValidator(lambda v: None if v is None else v.lower()),
 ]
 #: An optional uint256 amount bound (decimal string of base units).
 AmountQuery = Annotated[

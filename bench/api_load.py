@@ -13,10 +13,14 @@ client costs little CPU next to the server) for `--seconds` per endpoint after a
 
     /jobs?status=open&limit=50      /jobs/{id}      /accounts/{address}
     /events?from_block=a&to_block=a+49&limit=50
+    /health (no database: what the HTTP stack alone serves, for scale)
+
+The indexes of `api/indexes.py` (not in the indexer's migrations yet) are created on the
+generated database first, unless `--no-indexes`.
 
     .venv/bin/python bench/api_load.py                                  # both backends, 1M/200k
     .venv/bin/python bench/api_load.py --backend sqlite --jobs 100000 --prompts 20000
-    .venv/bin/python bench/api_load.py --reuse sqlite:////tmp/bench.sqlite3 --jobs 100000
+    .venv/bin/python bench/api_load.py --reuse sqlite:////tmp/ascendnet-api-bench-x/api-bench.sqlite3
 
 `--max-generate-seconds` stops generating early (the report says how many jobs were made);
 `--keep` leaves the generated database in place for `--reuse`.
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -315,7 +320,13 @@ async def _client(port: int, paths: Iterator[str], until: float, measure_from: f
             started = time.perf_counter()
             if started >= until:
                 return
-            status = await _request(reader, writer, path)
+            try:
+                status = await _request(reader, writer, path)
+            except (ConnectionError, asyncio.IncompleteReadError, IndexError, ValueError):
+                # A dropped connection counts as an error; carry on with a new one.
+                status = 0
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
             took = time.perf_counter() - started
             if started >= measure_from:
                 result.latencies.append(took)
@@ -399,7 +410,19 @@ def serve(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # Its own process group, so that the workers it forks are stopped with it.
+        start_new_session=True,
     )
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server's process group; SIGKILL it if it has not exited in 30 s."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
 
 
 def wait_up(port: int, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
@@ -490,8 +513,7 @@ def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
                     file=sys.stderr,
                 )
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
+            stop(proc)
     finally:
         if made_here and backend == "postgresql" and not args.keep:
             _drop_pg(url)
@@ -524,10 +546,12 @@ def main() -> None:
     if args.reuse:
         backends = ["postgresql" if args.reuse.startswith("postgresql") else "sqlite"]
     results = []
-    with tempfile.TemporaryDirectory(
-        prefix="ascendnet-api-bench-", dir=None if not args.keep else "/tmp"
-    ) as tmp:
-        tmp_path = Path(tmp) if not args.keep else Path(tempfile.mkdtemp(prefix="ascendnet-api-bench-"))
+    with contextlib.ExitStack() as stack:
+        # A kept database lives in a directory that outlives the run.
+        if args.keep:
+            tmp_path = Path(tempfile.mkdtemp(prefix="ascendnet-api-bench-"))
+        else:
+            tmp_path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ascendnet-api-bench-")))
         for backend in backends:
             results.append(run_backend(backend, args, tmp_path))
     print(

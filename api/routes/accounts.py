@@ -18,7 +18,6 @@ from indexer import models
 router = APIRouter(tags=["accounts"])
 OWED = models.TABLES[models.Owed]
 P = models.TABLES[models.Prompt]
-L = models.TABLES[models.Listing]
 LI = models.TABLES[models.Licence]
 S = models.TABLES[models.Sale]
 R = models.TABLES[models.Rating]
@@ -50,7 +49,9 @@ COUNTS = Prepared(
         _count(B, B.c.provider == ADDRESS).label("bids_placed"),
         _count(P, P.c.creator == ADDRESS).label("prompts_created"),
         _count(P, P.c.owner == ADDRESS).label("prompts_owned"),
-        _count(L, L.c.seller == ADDRESS, L.c.state == "active").label("listings_active"),
+        # An active listing's seller is its prompt's owner (a transfer ends the listing), so this
+        # counts through the owner's prompts rather than every active listing.
+        _count(P, P.c.owner == ADDRESS, P.c.listed.is_(True)).label("listings_active"),
         _count(LI, LI.c.buyer == ADDRESS).label("licences_bought"),
         _count(LI, LI.c.seller == ADDRESS).label("licences_sold"),
         _count(S, S.c.seller == ADDRESS).label("sales_as_seller"),
