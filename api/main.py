@@ -7,6 +7,7 @@ unknown id a 404; no input produces a 500 (unexpected errors still answer JSON).
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -199,7 +200,9 @@ async def _on_database(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
-    log.exception("api_unexpected_error", error=repr(exc))
+    # NOTE: the traceback as plain text: a console renderer's rich traceback (locals included)
+    # can take seconds, on the event loop, for every failing request.
+    log.error("api_unexpected_error", error=repr(exc), traceback="".join(traceback.format_exception(exc)))
     return _error(500, "internal_error", "The server failed to answer; the error was logged.")
 
 
