@@ -72,8 +72,7 @@ def decide(
             f"the spec's timeout ({spec.timeout_seconds}s) leaves no margin before the on-chain "
             f"execution timeout ({job.execution_timeout}s)"
         )
-    if capacity.running >= capacity.max_running and capacity.open_bids >= capacity.max_open_bids:
-        return Skip("no free capacity")
+    # NOTE: running jobs do not block bidding; accepted bids queue in the executor.
     if capacity.open_bids >= capacity.max_open_bids:
         return Skip(f"already {capacity.open_bids} open bids")
     price = max(prices.min_price, job.amount * prices.share_bps // 10_000)
