@@ -191,6 +191,12 @@ class Journal:
             row = self._db.execute(f"SELECT COUNT(*) FROM jobs WHERE phase IN ({marks})", phases).fetchone()
         return int(row[0])
 
+    def counts(self) -> dict[str, int]:
+        """How many jobs are in each phase (phases with none are left out)."""
+        with self._lock:
+            rows = self._db.execute("SELECT phase, COUNT(*) FROM jobs GROUP BY phase").fetchall()
+        return {str(phase): int(n) for phase, n in rows}
+
     def observe(self, job_id: int, **values: Any) -> JobRecord:
         """Record a job the first time it is seen; a no-op for a job already journaled."""
         cols = {"job_id": job_id, "phase": Phase.SEEN.value, "updated_at": time.time(), **_encode(values)}

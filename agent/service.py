@@ -92,6 +92,7 @@ def build_agent(settings: AgentSettings) -> Agent:
         config=config,
         work_dir=settings.data_dir,
         services=[deliverer] if deliverer is not None else [],
+        status_path=settings.status_path,
     )
 
 

@@ -54,5 +54,10 @@ class AgentSettings(BaseAscendSettings):
         return self.data_dir / "journal.db"
 
     @property
+    def status_path(self) -> Path:
+        """Rewritten every second by `agent run`; read by `ascendnet status` and `ascendnet dev`."""
+        return self.data_dir / "agent-status.json"
+
+    @property
     def delivery_journal_path(self) -> Path:
         return self.data_dir / "deliveries.db"

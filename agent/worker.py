@@ -9,6 +9,7 @@ never bids twice, never re-runs a job whose result is posted, and never submits 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -91,6 +92,7 @@ class Agent:
         config: AgentConfig,
         work_dir: Path,
         services: Sequence[AgentService] = (),
+        status_path: Path | None = None,
     ) -> None:
         self.protocol = protocol
         self.w3: Web3 = protocol.w3
@@ -102,6 +104,9 @@ class Agent:
         self.config = config
         self.work_dir = work_dir
         self.services = tuple(services)
+        self.status_path = status_path
+        self._started_at = time.time()
+        self._last_status = 0.0
         self.log = get_logger("agent").bind(provider=self.me)
         journal.bind(protocol.deployment.chain_id, self.me, protocol.compute.address)
         self.watcher = ChainWatcher(
@@ -158,7 +163,35 @@ class Agent:
         if time.monotonic() - self._last_tick >= self.config.tick_interval:
             self._last_tick = time.monotonic()
             self.tick()
-        return len(poll.events) + sum(service.step() for service in self.services)
+        seen = len(poll.events) + sum(service.step() for service in self.services)
+        if self.status_path is not None and time.monotonic() - self._last_status >= 1.0:
+            self._last_status = time.monotonic()
+            self.write_status(self.status_path)
+        return seen
+
+    def status(self) -> dict[str, Any]:
+        """What `ascendnet status` and `ascendnet dev` show about this agent."""
+        with self._lock:
+            running = sorted(self._running)
+        cursor = self.journal.cursor()
+        return {
+            "provider": self.me,
+            "chain_id": self.protocol.deployment.chain_id,
+            "pid": os.getpid(),
+            "started_at": round(self._started_at, 3),
+            "updated_at": round(time.time(), 3),
+            "cursor_block": cursor[0] if cursor else None,
+            "sandbox": self.sandbox is not None,
+            "running_jobs": running,
+            "jobs_by_phase": self.journal.counts(),
+        }
+
+    def write_status(self, path: Path) -> None:
+        """Replace the status file atomically, so readers never see half of it. No fsync: it is
+        rewritten every second and a stale copy after a crash is harmless (updated_at says so)."""
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.status(), sort_keys=True) + "\n")
+        os.replace(tmp, path)
 
     def shutdown(self, wait: bool = True) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=False)

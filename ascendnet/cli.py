@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -19,14 +20,17 @@ app = typer.Typer(
 )
 account_app = typer.Typer(help="Encrypted keystores for signing.", no_args_is_help=True)
 err = Console(stderr=True)
+_LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def _register() -> None:
     from agent.cli import agent_app
     from api.cli import api_app
+    from ascendnet.demo import demo_command
     from ascendnet.dev import dev_command
     from ascendnet.jobs.cli import job_app, withdraw_command
     from ascendnet.prompts.cli import prompt_app
+    from ascendnet.status import status_command
     from chain.cli import chain_app, contracts_app, deploy_command
     from indexer.cli import indexer_app
 
@@ -41,6 +45,8 @@ def _register() -> None:
     app.command("withdraw")(withdraw_command)
     app.command("deploy")(deploy_command)
     app.command("dev")(dev_command)
+    app.command("status")(status_command)
+    app.command("demo")(demo_command)
 
 
 @app.command()
@@ -60,6 +66,11 @@ def account_new(
 
 
 def main() -> None:
+    from ascendnet.log import configure
+
+    # Services re-configure logging from their settings; this keeps other commands' debug noise off.
+    level = os.environ.get("ASCENDNET_LOG_LEVEL", "info").lower()
+    configure(os.environ.get("ASCENDNET_LOG_FORMAT", "auto"), level if level in _LOG_LEVELS else "info")
     _register()
     try:
         app()

@@ -15,15 +15,16 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, Annotated
 
 import typer
 from eth_account import Account
 from rich.console import Console
 
+from ascendnet.apiview import ApiView
+from ascendnet.prompts.seller_keys import SellerKeyStore
 from chain import manifest
 from chain.anvil import Anvil, dev_accounts
 from chain.cli import print_dev_accounts
@@ -110,15 +111,6 @@ def _agent_keystore(data_dir: Path) -> Path:
     return path
 
 
-def _api_status(api_url: str) -> dict[str, Any] | None:
-    try:
-        with urllib.request.urlopen(f"{api_url}/status", timeout=2) as resp:
-            body = json.loads(resp.read())
-            return body if isinstance(body, dict) else None
-    except (OSError, ValueError):
-        return None
-
-
 def _services(
     *, rpc_url: str, manifest_path: Path, data_dir: Path, api_port: int, with_agent: bool
 ) -> list[Child]:
@@ -168,7 +160,7 @@ def _services(
                     "ASCENDNET_KEYSTORE_PASSWORD": DEV_KEYSTORE_PASSWORD,
                     "ASCENDNET_CONFIRMATIONS": "0",
                     "ASCENDNET_POLICY__ALLOW_ANY_DIGEST": "true",
-                    "ASCENDNET_SELLER_KEYS": str((data_dir / "seller-keys.json").resolve()),
+                    "ASCENDNET_SELLER_KEYS": str(seller_keys_path(data_dir).resolve()),
                 },
                 data_dir / "agent.log",
             )
@@ -176,10 +168,18 @@ def _services(
     return children
 
 
-def _register_agent(rpc_url: str, deployment: manifest.Deployment) -> None:
+def seller_keys_path(data_dir: Path) -> Path:
+    """The agent's seller key store: `ascendnet demo` mints into it, the agent delivers from it."""
+    return data_dir / "seller-keys.json"
+
+
+def _register_agent(rpc_url: str, deployment: manifest.Deployment, data_dir: Path) -> None:
+    """Register the agent's dev account as a provider, and give it an (empty) seller key store
+    so that it delivers licence keys for the prompts minted into it later."""
     w3 = connect(rpc_url)
     protocol = Protocol.load(w3, deployment)
     account = dev_accounts(AGENT_ACCOUNT + 1)[AGENT_ACCOUNT]
+    SellerKeyStore(seller_keys_path(data_dir), account).create()
     if not protocol.compute.functions.isActiveProvider(account.address).call():
         stake = int(protocol.compute.functions.params().call()[0])
         TxSender(w3, account).transact(
@@ -194,10 +194,31 @@ def dev_command(
         Path, typer.Option(envvar="ASCENDNET_DATA_DIR", help="Where dev state lives.")
     ] = Path(".data/dev"),
     fresh: Annotated[bool, typer.Option(help="Delete the data dir first and start over.")] = False,
+    block_time: Annotated[
+        float,
+        typer.Option(
+            help="Seconds between blocks, so that block time (deadlines, challenge windows) follows "
+            "the clock; 0 mines a block only per transaction."
+        ),
+    ] = 1.0,
     agent: Annotated[bool, typer.Option(help="Run an agent (needs a reachable dockerd).")] = True,
+    redeploy: Annotated[
+        bool,
+        typer.Option(
+            help="Deploy fresh contracts on the kept chain state, and reset the read models and the "
+            "agent's journals that belonged to the old ones."
+        ),
+    ] = False,
 ) -> None:
     """Start a local chain, deploy the contracts, and run the indexer, the API and an agent
     until Ctrl-C."""
+
+    def _terminate(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops everything as cleanly as Ctrl-C does
+
+    signal.signal(signal.SIGTERM, _terminate)
+    # NOTE: a shell starts background jobs with SIGINT ignored; Ctrl-C / kill -INT must still work.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if fresh and data_dir.exists():
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -205,6 +226,7 @@ def dev_command(
         port=rpc_port,
         state_path=data_dir / "anvil-state.json",
         log_path=data_dir / "anvil.log",
+        block_time=block_time or None,
         extra_args=["--state-interval", "5"],
     )
     children: list[Child] = []
@@ -212,6 +234,8 @@ def dev_command(
     try:
         anvil.start()
         manifest_path = data_dir / "deployments" / "31337.json"
+        if redeploy:
+            _forget_deployment(data_dir, manifest_path)
         deployment, deployed = ensure_deployed(anvil.rpc_url, manifest_path)
         verb = "deployed" if deployed else "reusing"
         console.print(f"[green]{verb}[/] contracts (manifest {manifest_path}):")
@@ -221,7 +245,7 @@ def dev_command(
         if agent:
             with_agent, why = _docker_reachable()
             if with_agent:
-                _register_agent(anvil.rpc_url, deployment)
+                _register_agent(anvil.rpc_url, deployment, data_dir)
             else:
                 console.print(f"[yellow]Docker is not reachable ({why}); running without an agent.[/]")
         for child in _services(
@@ -241,7 +265,7 @@ def dev_command(
         console.print(agent_line + f"; logs in {data_dir}/*.log")
         print_dev_accounts(4)
         console.print("Running. Ctrl-C stops everything.")
-        _watch(anvil, children, api_url)
+        _watch(anvil, children, api_url, data_dir)
     except KeyboardInterrupt:
         console.print("stopping ...")
     finally:
@@ -249,6 +273,20 @@ def dev_command(
             child.stop()
         anvil.stop()
         console.print("stopped.")
+
+
+#: What belongs to one deployment: dropped by --redeploy (the chain state and keys are kept).
+DEPLOYMENT_STATE = ("indexer.sqlite3*", "journal.db*", "deliveries.db*", "agent-status.json")
+
+
+def _forget_deployment(data_dir: Path, manifest_path: Path) -> None:
+    for pattern in DEPLOYMENT_STATE:
+        for path in data_dir.glob(pattern):
+            path.unlink()
+    if manifest_path.exists():
+        old = manifest_path.with_suffix(f".replaced-{int(time.time())}.json")
+        manifest_path.rename(old)
+        console.print(f"old manifest kept as {old}")
 
 
 def _wait_for_database(data_dir: Path, indexer: Child, timeout: float = 60.0) -> None:
@@ -263,9 +301,12 @@ def _wait_for_database(data_dir: Path, indexer: Child, timeout: float = 60.0) ->
         time.sleep(0.1)
 
 
-def _watch(anvil: Anvil, children: list[Child], api_url: str) -> None:
-    """Print a compact status line when it changes; stop if anything dies."""
-    w3 = connect(anvil.rpc_url)
+def _watch(anvil: Anvil, children: list[Child], api_url: str, data_dir: Path) -> None:
+    """Print the compact live status (head, indexed head, jobs by state, agent) when it changes;
+    stop if anything dies."""
+    from ascendnet.status import collect, compact
+
+    api = ApiView(api_url, timeout=2)
     last = ""
     while True:
         if anvil.process is None or anvil.process.poll() is not None:
@@ -275,12 +316,8 @@ def _watch(anvil: Anvil, children: list[Child], api_url: str) -> None:
             if not child.alive():
                 console.print(f"[red]{child.name} exited[/]; see {child.log_path}")
                 raise typer.Exit(1)
-        status = _api_status(api_url) or {}
-        indexed = status.get("indexed_head", status.get("data", {}).get("indexed_head", "?"))
-        line = f"head {w3.eth.block_number}  indexed {indexed}  services: " + ", ".join(
-            c.name for c in children if c.alive()
-        )
+        line = compact(collect(anvil.rpc_url, api, data_dir))
         if line != last:
-            console.print(line)
+            console.print(line, highlight=False)
             last = line
         time.sleep(2)

@@ -138,6 +138,12 @@ class SellerKeyStore:
 
     # ---------------------------------------------------------------- writing
 
+    def create(self) -> None:
+        """Create an empty store if none exists yet, so an agent started before the first mint
+        already watches for licence purchases (`ascendnet dev` does this for its agent)."""
+        with self._locked():
+            pass
+
     def add(self, entry: SellerKeyEntry, content_key: bytes) -> None:
         """Record a prompt's content key (durably, before anything is minted with it)."""
         if len(content_key) != KEY_BYTES:
