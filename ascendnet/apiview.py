@@ -70,7 +70,7 @@ class ApiView:
     def after(self, block: int | None, path: str, **params: Any) -> dict[str, Any]:
         """The resource at `path` as of (at least) `block`."""
         if block is not None:
-            pass
+            self.wait_for_block(block)
         return self.get(path, **params)
 
 
