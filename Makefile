@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/.venv/bin:$(PATH)
 export SOLCX_BINARY_PATH := $(CURDIR)/.solcx
 
-.PHONY: setup test dev contracts coverage slither lint typecheck clean-cache
+.PHONY: setup test dev demo status redeploy contracts coverage slither lint typecheck clean-cache clean-dev
 
 setup:
 	scripts/setup.sh
@@ -14,6 +14,17 @@ test:
 
 dev: setup
 	ascendnet dev
+
+# Against a running `make dev`, from another terminal.
+demo:
+	ascendnet demo
+
+status:
+	ascendnet status
+
+# Fresh contracts on the kept dev chain; the read models and agent journals of the old ones go.
+redeploy: setup
+	ascendnet dev --redeploy
 
 # Recompile with ape (solcjs, offline) and refresh chain/abi/*.json and chain/events.py.
 contracts: setup
@@ -31,5 +42,11 @@ lint: setup
 typecheck: setup
 	mypy
 
+# Build and tool caches (recreated on the next build or test run).
 clean-cache:
-	rm -rf .forge .build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .forge .build contracts/.build contracts/src/.cache .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -path ./.venv -prune -o -path ./node_modules -prune -o -name __pycache__ -type d -print0 | xargs -0 rm -rf
+
+# The dev stack's chain, read models, journals and keys: the next `make dev` starts over.
+clean-dev:
+	rm -rf .data/dev

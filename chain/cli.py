@@ -39,8 +39,9 @@ PasswordFileOpt = Annotated[
 def print_dev_accounts(count: int = 10) -> None:
     table = Table(title="Funded dev accounts (public keys: local chain only)")
     table.add_column("#")
-    table.add_column("address")
-    table.add_column("private key")
+    # NOTE: fold, never crop: a truncated address or key is useless.
+    table.add_column("address", overflow="fold", min_width=42)
+    table.add_column("private key", overflow="fold")
     for i, acct in enumerate(dev_accounts(count)):
         table.add_row(str(i), acct.address, "0x" + acct.key.hex().removeprefix("0x"))
     console.print(table)

@@ -121,7 +121,8 @@ def demo(stack: Stack) -> dict[str, Any]:
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-4000:] + stack.output()[-3000:]
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("demo complete: "), last
-    return {**json.loads(last.removeprefix("demo complete: ")), "output": result.stdout}
+    summary = json.loads(last.removeprefix("demo complete: "))
+    return {**summary, "output": result.stdout, "end_block": demo_block(stack)}
 
 
 def test_every_demo_step_prints_its_transaction_and_the_api_state(demo: dict[str, Any]) -> None:
@@ -191,7 +192,9 @@ def test_status_command_sees_the_whole_stack(stack: Stack, demo: dict[str, Any])
     assert status["agent"]["running"] is True and status["agent"]["sandbox"] is True
     assert status["agent"]["jobs_by_phase"].get("done", 0) >= 1
     assert status["jobs_by_state"].get("completed", 0) >= 1
-    assert status["indexer"]["indexed_head"] >= demo_block(stack)
+    # Blocks come every second; the indexer follows within a couple of them.
+    assert status["indexer"]["indexed_head"] >= demo["end_block"] - 2
+    assert status["indexer"]["indexed_head"] >= status["chain"]["head"] - 5
 
 
 def demo_block(stack: Stack) -> int:
@@ -215,3 +218,52 @@ def test_ctrl_c_stops_everything_and_leaves_nothing_behind(
     owner = "agent-" + dev_accounts(2)[1].address[2:12].lower()  # the dev agent's sandbox owner label
     leftovers = docker_client.containers.list(all=True, filters={"label": f"ascendnet.sandbox={owner}"})
     assert [c.name for c in leftovers] == []
+
+
+def _restart(stack: Stack, *flags: str) -> Stack:
+    """`ascendnet dev` again on the same data dir and ports (after the stack above stopped)."""
+    log = stack.log.with_name(f"dev-{len(flags)}-{time.monotonic_ns()}.out")
+    rpc_port = stack.rpc_url.rsplit(":", 1)[1]
+    api_port = stack.api.url.rsplit(":", 1)[1]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            _cli("dev", "--rpc-port", rpc_port, "--api-port", api_port,
+                 "--data-dir", str(stack.data_dir), *flags),
+            cwd=REPO, env={**os.environ, "COLUMNS": "200"}, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    again = Stack(process, stack.rpc_url, stack.api, stack.data_dir, log, [])
+    _wait_until_serving(again)
+    again.descendants = psutil.Process(process.pid).children(recursive=True)
+    return again
+
+
+def _stop(stack: Stack) -> None:
+    stack.process.send_signal(signal.SIGTERM)  # as a service manager stops it
+    assert stack.process.wait(timeout=60) == 0, stack.output()[-3000:]
+    assert not [p for p in stack.descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_restart_resumes_and_redeploy_starts_over(stack: Stack, demo: dict[str, Any]) -> None:
+    # After test_ctrl_c_stops_everything_and_leaves_nothing_behind: the first stack is stopped.
+    assert stack.process.poll() is not None
+    manifest = stack.data_dir / "deployments" / "31337.json"
+    before = json.loads(manifest.read_text())["contracts"]
+
+    resumed = _restart(stack)
+    try:
+        assert "reusing contracts" in resumed.output()
+        assert stack.api.get(f"/prompts/{demo['prompt']}")["data"]["owner"] == dev_accounts(5)[4].address
+        assert stack.api.get(f"/jobs/{demo['job']}")["data"]["state"] == "completed"
+    finally:
+        _stop(resumed)
+
+    redeployed = _restart(stack, "--redeploy")
+    try:
+        assert "deployed contracts" in redeployed.output()
+        after = json.loads(manifest.read_text())["contracts"]
+        assert after["ComputeRental"] != before["ComputeRental"]
+        assert list(manifest.parent.glob("31337.replaced-*.json"))  # the old manifest is kept
+        with pytest.raises(ApiUnavailable, match="404"):
+            stack.api.get(f"/prompts/{demo['prompt']}")  # read models of the new contracts only
+    finally:
+        _stop(redeployed)
