@@ -106,6 +106,18 @@ class Demo:
             time.sleep(0.25)
         raise DemoFailed(f"timed out after {self.timeout:.0f} s waiting for {what}")
 
+    def require_agent(self, *, sandbox: bool) -> str:
+        """The dev agent's address; DemoFailed, saying what to do, when it is not running."""
+        agent = probe_agent(self.data_dir / "agent-status.json")
+        if not agent.get("running"):
+            raise DemoFailed(
+                f"the dev stack runs no agent ({agent.get('why')}); `ascendnet dev` runs one when "
+                "dockerd is reachable: start dockerd, then restart `ascendnet dev`"
+            )
+        if sandbox and not agent.get("sandbox"):
+            raise DemoFailed("the dev agent has no Docker sandbox; start dockerd and restart `ascendnet dev`")
+        return str(agent["provider"])
+
     # ---------------------------------------------------------------- prompt market
 
     def prompts(self) -> tuple[int, int]:
@@ -182,13 +194,7 @@ class Demo:
     # ---------------------------------------------------------------- compute
 
     def compute(self) -> int:
-        agent = probe_agent(self.data_dir / "agent-status.json")
-        if not agent.get("running") or not agent.get("sandbox"):
-            raise DemoFailed(
-                "the dev stack runs no agent with a Docker sandbox "
-                f"({agent.get('why') or 'sandbox off'}); start dockerd and restart `ascendnet dev`"
-            )
-        provider = str(agent["provider"])
+        provider = self.require_agent(sandbox=True)
         client = self.sender(CLIENT)
         c = self.protocol.compute
 
@@ -347,6 +353,7 @@ def demo_command(
         protocol, open_store(StorageConfig(), data_dir), ApiView(api_url, timeout=timeout), data_dir, timeout
     )
     console.print(f"AscendNet demo on chain {w3.eth.chain_id} ({rpc_url}), API {api_url}")
+    demo.require_agent(sandbox=compute)  # it delivers the licence key and runs the job
     token, licence = demo.prompts()
     job = demo.compute() if compute else None
     demo.withdraw_all()

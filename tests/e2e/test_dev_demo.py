@@ -57,7 +57,8 @@ def _wait_until_serving(stack: Stack, timeout: float = 180.0) -> None:
         assert stack.process.poll() is None, "ascendnet dev exited:\n" + stack.output()[-4000:]
         try:
             stack.api.get("/health")
-            if agent_status.exists() and "Running." in stack.output():
+            out = stack.output()
+            if "Running." in out and (agent_status.exists() or "agent: not running" in out):
                 return
         except ApiUnavailable:
             pass
@@ -249,11 +250,19 @@ def test_restart_resumes_and_redeploy_starts_over(stack: Stack, demo: dict[str, 
     manifest = stack.data_dir / "deployments" / "31337.json"
     before = json.loads(manifest.read_text())["contracts"]
 
-    resumed = _restart(stack)
+    resumed = _restart(stack, "--no-agent")
     try:
-        assert "reusing contracts" in resumed.output()
+        assert "reusing contracts" in resumed.output() and "agent: not running" in resumed.output()
         assert stack.api.get(f"/prompts/{demo['prompt']}")["data"]["owner"] == dev_accounts(5)[4].address
         assert stack.api.get(f"/jobs/{demo['job']}")["data"]["state"] == "completed"
+        # Without an agent nobody delivers keys or runs jobs: the demo refuses at once, saying why.
+        refused = subprocess.run(
+            _cli("demo", "--rpc-url", stack.rpc_url, "--api-url", stack.api.url,
+                 "--data-dir", str(stack.data_dir)),
+            cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"},
+        )  # fmt: skip
+        assert refused.returncode != 0 and "runs no agent" in refused.stdout + refused.stderr
+        assert "Traceback" not in refused.stderr
     finally:
         _stop(resumed)
 
