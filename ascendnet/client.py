@@ -8,10 +8,13 @@ refuses a call that would revert, naming the contract's custom error, before sen
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from eth_account.signers.local import LocalAccount
@@ -19,6 +22,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 from web3 import Web3
 
+from ascendnet.apiview import DEFAULT_API_URL, ApiView
 from ascendnet.settings import BaseAscendSettings
 from ascendnet.storage import ContentStore, StorageConfig, open_store
 from chain import manifest
@@ -39,6 +43,13 @@ class ClientSettings(BaseAscendSettings):
     )
 
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    #: Where commands read the resulting state back from; "off" (or empty) shows none.
+    api_url: str = DEFAULT_API_URL
+    #: On a local anvil chain only: sign as anvil's funded dev account N instead of a keystore.
+    dev_account: int | None = None
+
+    def api(self) -> ApiView | None:
+        return None if self.api_url.strip().lower() in ("", "off", "none") else ApiView(self.api_url)
 
 
 RpcUrlOpt = Annotated[
@@ -57,10 +68,83 @@ PasswordFileOpt = Annotated[
 ManifestOpt = Annotated[
     Path | None, typer.Option("--manifest", help="Deployment manifest [deployments/<chain id>.json].")
 ]
+ApiUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-url",
+        help="API to read the resulting state back from; 'off' for none "
+        f"[$ASCENDNET_API_URL or {DEFAULT_API_URL}].",
+    ),
+]
+DevAccountOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--dev-account",
+        help="Local anvil only: sign as its funded dev account N (0-9) [$ASCENDNET_DEV_ACCOUNT or 0].",
+    ),
+]
 DataDirOpt = Annotated[
     Path | None,
     typer.Option("--data-dir", help="Data directory; the local content store is <data-dir>/content [.data]."),
 ]
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """The options every client command shares, as given on its command line (None: not given)."""
+
+    rpc_url: str | None = None
+    keystore: Path | None = None
+    password_file: Path | None = None
+    manifest: Path | None = None
+    data_dir: Path | None = None
+    api_url: str | None = None
+    dev_account: int | None = None
+
+    def settings(self, cls: type[ClientSettings] = ClientSettings, **extra: Any) -> ClientSettings:
+        return load_settings(cls, **{f.name: getattr(self, f.name) for f in fields(self)}, **extra)
+
+
+_OPTIONS: dict[str, Any] = {
+    "rpc_url": RpcUrlOpt,
+    "keystore": KeystoreOpt,
+    "password_file": PasswordFileOpt,
+    "manifest": ManifestOpt,
+    "data_dir": DataDirOpt,
+    "api_url": ApiUrlOpt,
+    "dev_account": DevAccountOpt,
+}
+#: What a command that signs nothing takes.
+_READ_OPTIONS = ("rpc_url", "manifest", "api_url")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def client_options(*, signs: bool = True) -> Callable[[F], F]:
+    """Give a typer command the shared options (--rpc-url, --manifest, --api-url and, when it
+    `signs`, --keystore, --password-file, --data-dir, --dev-account) after its own, and pass
+    them to it as one ClientOptions in its `opts` parameter."""
+    names = tuple(_OPTIONS) if signs else _READ_OPTIONS
+
+    def decorate(fn: F) -> F:
+        sig = inspect.signature(fn, eval_str=True)
+        own = [p for p in sig.parameters.values() if p.name != "opts"]
+        shared = [
+            inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=_OPTIONS[n])
+            for n in names
+        ]
+
+        @functools.wraps(fn)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            opts = ClientOptions(**{n: kwargs.pop(n, None) for n in names})
+            return fn(*args, opts=opts, **kwargs)
+
+        # NOTE: typer reads the parameters from __signature__ and the types from __annotations__.
+        command.__signature__ = sig.replace(parameters=[*own, *shared])  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in [*own, *shared]} | {"return": None}
+        return command  # type: ignore[return-value]
+
+    return decorate
 
 
 @dataclass
@@ -70,6 +154,7 @@ class Session:
     account: LocalAccount
     sender: TxSender
     store: ContentStore
+    api: ApiView | None = None
 
     @property
     def w3(self) -> Web3:
@@ -92,9 +177,11 @@ def load_protocol(settings: BaseAscendSettings) -> Protocol:
 
 def open_session(settings: ClientSettings) -> Session:
     protocol = load_protocol(settings)
-    account = resolve_signer(protocol.w3, settings.rpc_url, settings.keystore, settings.password_file)
+    account = resolve_signer(
+        protocol.w3, settings.rpc_url, settings.keystore, settings.password_file, settings.dev_account
+    )
     store = open_store(settings.storage, settings.data_dir)
-    return Session(settings, protocol, account, TxSender(protocol.w3, account), store)
+    return Session(settings, protocol, account, TxSender(protocol.w3, account), store, settings.api())
 
 
 def parse_asset(value: str) -> str:

@@ -43,3 +43,18 @@ def test_dev_key_only_on_local_anvil(w3, anvil) -> None:
     # The same node reached through a non-loopback name is not "local".
     with pytest.raises(UnsafeKey):
         resolve_signer(w3, "http://rpc.example.org:8545", None, None)
+
+
+def test_dev_account_n_only_on_local_anvil_and_only_0_to_9(w3, anvil, dev_keys, tmp_path: Path) -> None:
+    assert resolve_signer(w3, anvil.rpc_url, None, None, 0).address == dev_keys[0].address
+    assert resolve_signer(w3, anvil.rpc_url, None, None, 7).address == dev_keys[7].address
+    with pytest.raises(UnsafeKey, match="0-9"):
+        resolve_signer(w3, anvil.rpc_url, None, None, 10)
+    with pytest.raises(UnsafeKey, match="--dev-account is for a local anvil chain only"):
+        resolve_signer(w3, "http://rpc.example.org:8545", None, None, 7)
+    made = keystore.create_keystore(tmp_path / "k.json", "long enough pw")
+    pw = tmp_path / "pw"
+    pw.write_text("long enough pw")
+    with pytest.raises(UnsafeKey, match="not both"):
+        resolve_signer(w3, anvil.rpc_url, tmp_path / "k.json", pw, 7)
+    assert resolve_signer(w3, anvil.rpc_url, tmp_path / "k.json", pw).address == made.address

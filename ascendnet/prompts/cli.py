@@ -1,8 +1,10 @@
-"""`ascendnet prompt ...`: mint encrypted prompts, offer, buy, decrypt, refund and rate licences.
+"""`ascendnet prompt ...`: mint encrypted prompts; list, unlist and buy the NFTs; offer, buy,
+decrypt, refund and rate licences.
 
-Every command signs with `--keystore` (or the public dev key on a local anvil only), prints the
-transaction hash and the resulting on-chain state, and refuses a call that would revert with the
-contract's custom error, sending nothing.
+Every command signs with `--keystore` (or, on a local anvil only, a funded dev account), prints
+the transaction hash, the resulting on-chain state and what the API shows once its indexer has
+reached the transaction (--api-url; 'off' for none), and refuses a call that would revert with
+the contract's custom error, sending nothing.
 """
 
 from __future__ import annotations
@@ -16,16 +18,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from ascendnet import apiview
+from ascendnet.apiview import ApiView
 from ascendnet.client import (
     NATIVE,
+    ClientOptions,
     ClientSettings,
-    DataDirOpt,
-    KeystoreOpt,
-    ManifestOpt,
-    PasswordFileOpt,
-    RpcUrlOpt,
+    client_options,
     load_protocol,
-    load_settings,
     open_session,
     parse_amount,
     parse_asset,
@@ -36,9 +36,11 @@ from ascendnet.prompts.crypto import DEFAULT_ALGORITHM, Algorithm
 from ascendnet.prompts.errors import LicenceNotFound
 from ascendnet.prompts.market import OnChainLicence, PromptMarket, read_licence
 from ascendnet.prompts.seller_keys import DEFAULT_PATH, SellerKeyStore
+from chain.tx import SentTx
 
 prompt_app = typer.Typer(
-    help="Encrypted prompts: mint, buy a licence, decrypt it, refund or rate it.", no_args_is_help=True
+    help="Encrypted prompts: mint; list, unlist or buy the NFT; buy a licence, decrypt, refund or rate it.",
+    no_args_is_help=True,
 )
 # NOTE: soft_wrap, so hashes and CIDs are never broken across lines when the output is piped.
 console = Console(soft_wrap=True)
@@ -60,50 +62,78 @@ SellerKeysOpt = Annotated[
 ]
 
 
+#: What the API's /prompts/{id} and /licences show after a prompt command.
+PROMPT_FIELDS = (
+    "owner",
+    "listed",
+    "listing.price",
+    "listing.asset",
+    "licence_terms.price",
+    "licence_terms.asset",
+    "licences_sold",
+    "sales_count",
+    "rating.count",
+    "rating.average",
+)
+LICENCE_FIELDS = ("license_id", "state", "price", "rated", "seller_proceeds", "refund")
+
+
 @dataclass
 class _Session:
     settings: PromptSettings
     market: PromptMarket
+    api: ApiView | None
 
 
 def _session(
-    rpc_url: str | None,
-    keystore: Path | None,
-    password_file: Path | None,
-    manifest_path: Path | None,
-    data_dir: Path | None,
-    seller_keys: Path | None = None,
-    *,
-    with_seller_keys: bool = False,
+    opts: ClientOptions, seller_keys: Path | None = None, *, with_seller_keys: bool = False
 ) -> _Session:
-    settings = load_settings(
-        PromptSettings,
-        rpc_url=rpc_url,
-        keystore=keystore,
-        password_file=password_file,
-        manifest=manifest_path,
-        data_dir=data_dir,
-        seller_keys=seller_keys,
-    )
+    settings = opts.settings(PromptSettings, seller_keys=seller_keys)
     assert isinstance(settings, PromptSettings)
     s = open_session(settings)
     keys = SellerKeyStore(settings.seller_keys, s.account) if with_seller_keys else None
-    return _Session(settings, PromptMarket(s.protocol, s.sender, s.store, keys))
+    return _Session(settings, PromptMarket(s.protocol, s.sender, s.store, keys), s.api)
 
 
-def _print_licence(lic: OnChainLicence, *, to: Console = console) -> None:
+def _print_licence(
+    lic: OnChainLicence, api: ApiView | None = None, block: int | None = None, *, to: Console = console
+) -> None:
+    """The licence's on-chain state, then what the API shows of it once it reached `block`."""
     asset = "wei" if lic.asset == NATIVE else f"of {lic.asset}"
     to.print(
         f"licence {lic.licence_id}: prompt {lic.token_id}, [bold]{lic.state}[/], price {lic.price} {asset}, "
         f"buyer {lic.buyer}, seller {lic.seller}, delivery deadline {when(lic.delivery_deadline)}"
         + (", rated" if lic.rated else "")
     )
+    mine = {"buyer": lic.buyer, "token_id": lic.token_id}
+    apiview.show(
+        to, api, "/licences", block=block, fields=LICENCE_FIELDS, where={"license_id": lic.licence_id}, **mine
+    )
+
+
+def _show_prompt(s: _Session, token_id: int, block: int | None) -> None:
+    apiview.show(console, s.api, f"/prompts/{token_id}", block=block, fields=PROMPT_FIELDS)
+
+
+def _print_listing(s: _Session, verb: str, token_id: int, sent: SentTx) -> None:
+    """The transaction, the NFT's owner and listing on-chain, then as the API shows them."""
+    console.print(f"{verb} prompt [bold]{token_id}[/] in tx {sent.tx_hash} (block {sent.block_number})")
+    listing = s.market.listing(token_id)
+    owner = s.market.owner_of(token_id)
+    if listing.listed:
+        unit = "wei" if listing.asset == NATIVE else f"of {listing.asset}"
+        state = f"listed at [bold]{listing.price}[/] {unit} by {listing.seller}"
+    else:
+        state = "[bold]not listed[/]"
+    console.print(f"prompt {token_id}: owner {owner}, {state}")
+    _show_prompt(s, token_id, sent.block_number)
 
 
 # ================================================================ commands
 
 
 @prompt_app.command("mint")
+@client_options()
 def mint_command(
     text_file: Annotated[Path, typer.Option("--text-file", help="The prompt text (UTF-8 or any bytes).")],
     metadata_file: Annotated[
@@ -136,12 +166,9 @@ def mint_command(
         str, typer.Option(help="Licence payment asset: native or an ERC-20 address.")
     ] = "native",
     cipher: Annotated[str, typer.Option(help="AES-256-GCM or ChaCha20-Poly1305.")] = DEFAULT_ALGORITHM,
-    rpc_url: RpcUrlOpt = None,
-    keystore: KeystoreOpt = None,
-    password_file: PasswordFileOpt = None,
-    manifest_path: ManifestOpt = None,
-    data_dir: DataDirOpt = None,
     seller_keys: SellerKeysOpt = None,
+    *,
+    opts: ClientOptions,
 ) -> None:
     """Encrypt a prompt, store it and its metadata, keep its key, and mint it."""
     if cipher not in ("AES-256-GCM", "ChaCha20-Poly1305"):
@@ -162,9 +189,7 @@ def mint_command(
         plaintext = text_file.read_bytes()
     except OSError as exc:
         raise typer.BadParameter(str(exc), param_hint="--text-file") from None
-    s = _session(
-        rpc_url, keystore, password_file, manifest_path, data_dir, seller_keys, with_seller_keys=True
-    )
+    s = _session(opts, seller_keys, with_seller_keys=True)
     minted = s.market.mint(
         plaintext,
         draft,
@@ -186,6 +211,7 @@ def mint_command(
         console.print(
             f"no licence terms yet: `ascendnet prompt offer {minted.token_id} --price ...` sets them"
         )
+    _show_prompt(s, minted.token_id, minted.block_number)
 
 
 def _draft(
@@ -230,44 +256,92 @@ def _draft(
 
 
 @prompt_app.command("offer")
+@client_options()
 def offer_command(
     token_id: Annotated[int, typer.Argument(help="Your prompt's token id.")],
     price: Annotated[str, typer.Option("--price", help="Licence price, e.g. 0.01ether or 1000; 0 stops.")],
     asset: Annotated[str, typer.Option(help="Payment asset: native or an allowed ERC-20.")] = "native",
-    rpc_url: RpcUrlOpt = None,
-    keystore: KeystoreOpt = None,
-    password_file: PasswordFileOpt = None,
-    manifest_path: ManifestOpt = None,
-    data_dir: DataDirOpt = None,
+    *,
+    opts: ClientOptions,
 ) -> None:
     """Offer licences to your prompt at a price (setLicenseTerms), or stop offering with 0."""
-    s = _session(rpc_url, keystore, password_file, manifest_path, data_dir)
+    s = _session(opts)
     amount = 0 if price.strip() == "0" else parse_amount(price)
     sent = s.market.set_licence_terms(token_id, amount, parse_asset(asset))
     terms_asset, current = s.market.licence_terms(token_id)
     unit = "wei" if terms_asset == NATIVE else f"of {terms_asset}"
     state = f"offered at {current} {unit}" if current else "not offered"
     console.print(f"licences to prompt [bold]{token_id}[/] are {state} (tx {sent.tx_hash})")
+    _show_prompt(s, token_id, sent.block_number)
+
+
+@prompt_app.command("list")
+@client_options()
+def list_command(
+    token_id: Annotated[int, typer.Argument(help="Your prompt's token id.")],
+    price: Annotated[str, typer.Option("--price", help="Sale price of the NFT, e.g. 0.5ether or 1000.")],
+    asset: Annotated[str, typer.Option(help="Payment asset: native or an allowed ERC-20.")] = "native",
+    *,
+    opts: ClientOptions,
+) -> None:
+    """List your prompt NFT for sale (a new listing replaces the old one)."""
+    s = _session(opts)
+    _print_listing(
+        s, "listed", token_id, s.market.list_for_sale(token_id, parse_amount(price), parse_asset(asset))
+    )
+
+
+@prompt_app.command("unlist")
+@client_options()
+def unlist_command(
+    token_id: Annotated[int, typer.Argument(help="Your listed prompt's token id.")],
+    *,
+    opts: ClientOptions,
+) -> None:
+    """Cancel your listing of a prompt NFT."""
+    s = _session(opts)
+    _print_listing(s, "unlisted", token_id, s.market.cancel_listing(token_id))
+
+
+@prompt_app.command("buy")
+@client_options()
+def buy_command(
+    token_id: Annotated[int, typer.Argument(help="The listed prompt's token id.")],
+    max_price: Annotated[
+        str | None,
+        typer.Option("--max-price", help="Refuse, sending nothing, when the listed price is above this."),
+    ] = None,
+    *,
+    opts: ClientOptions,
+) -> None:
+    """Buy a listed prompt NFT at its listed price (an ERC-20 price is approved first).
+
+    The seller, the creator's royalty and the protocol fee are credited."""
+    s = _session(opts)
+    _print_listing(
+        s,
+        "bought",
+        token_id,
+        s.market.buy(token_id, parse_amount(max_price) if max_price is not None else None),
+    )
 
 
 @prompt_app.command("buy-licence")
+@client_options()
 def buy_licence_command(
     token_id: Annotated[int, typer.Argument(help="The prompt's token id.")],
     expected_price: Annotated[
         str | None,
         typer.Option("--expected-price", help="Refuse (PriceMismatch) unless the price is this [current]."),
     ] = None,
-    rpc_url: RpcUrlOpt = None,
-    keystore: KeystoreOpt = None,
-    password_file: PasswordFileOpt = None,
-    manifest_path: ManifestOpt = None,
-    data_dir: DataDirOpt = None,
+    *,
+    opts: ClientOptions,
 ) -> None:
     """Buy a licence; the payment waits in escrow until the seller delivers the key."""
-    s = _session(rpc_url, keystore, password_file, manifest_path, data_dir)
+    s = _session(opts)
     bought = s.market.buy_licence(token_id, parse_amount(expected_price) if expected_price else None)
     console.print(f"bought licence [bold]{bought.licence_id}[/] in tx {bought.tx_hash}")
-    _print_licence(s.market.licence(bought.licence_id))
+    _print_licence(s.market.licence(bought.licence_id), s.api, bought.block_number)
     console.print(
         f"then: `ascendnet prompt decrypt {bought.licence_id}` once delivered, or "
         f"`ascendnet prompt refund {bought.licence_id}` after {when(bought.delivery_deadline)}"
@@ -275,19 +349,17 @@ def buy_licence_command(
 
 
 @prompt_app.command("decrypt")
+@client_options()
 def decrypt_command(
     licence_id: Annotated[int, typer.Argument(help="Your licence id.")],
     out: Annotated[
         Path | None, typer.Option("--out", help="Write the prompt text here instead of to stdout.")
     ] = None,
-    rpc_url: RpcUrlOpt = None,
-    keystore: KeystoreOpt = None,
-    password_file: PasswordFileOpt = None,
-    manifest_path: ManifestOpt = None,
-    data_dir: DataDirOpt = None,
+    *,
+    opts: ClientOptions,
 ) -> None:
     """Decrypt a delivered licence's prompt with your key and check it against the chain."""
-    s = _session(rpc_url, keystore, password_file, manifest_path, data_dir)
+    s = _session(opts)
     result = s.market.decrypt(licence_id)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -303,20 +375,18 @@ def decrypt_command(
 
 
 @prompt_app.command("refund")
+@client_options()
 def refund_command(
     licence_id: Annotated[int, typer.Argument(help="The undelivered licence.")],
-    rpc_url: RpcUrlOpt = None,
-    keystore: KeystoreOpt = None,
-    password_file: PasswordFileOpt = None,
-    manifest_path: ManifestOpt = None,
-    data_dir: DataDirOpt = None,
+    *,
+    opts: ClientOptions,
 ) -> None:
     """Refund an undelivered licence after its deadline: the whole price, no fee (anyone may)."""
-    s = _session(rpc_url, keystore, password_file, manifest_path, data_dir)
+    s = _session(opts)
     sent = s.market.refund(licence_id)
     lic = s.market.licence(licence_id)
     console.print(f"refunded licence [bold]{licence_id}[/] in tx {sent.tx_hash}")
-    _print_licence(lic)
+    _print_licence(lic, s.api, sent.block_number)
     owed = s.market.owed(lic.asset, lic.buyer)
     console.print(
         f"{lic.price} credited to {lic.buyer}, who is now owed {owed}; "
@@ -325,32 +395,33 @@ def refund_command(
 
 
 @prompt_app.command("rate")
+@client_options()
 def rate_command(
     licence_id: Annotated[int, typer.Argument(help="Your delivered licence.")],
     score: Annotated[int, typer.Option("--score", help="1 to 5.")],
     review_cid: Annotated[str, typer.Option("--review-cid", help="CID of a written review.")] = "",
-    rpc_url: RpcUrlOpt = None,
-    keystore: KeystoreOpt = None,
-    password_file: PasswordFileOpt = None,
-    manifest_path: ManifestOpt = None,
-    data_dir: DataDirOpt = None,
+    *,
+    opts: ClientOptions,
 ) -> None:
     """Rate the prompt of a delivered licence, once per licence."""
-    s = _session(rpc_url, keystore, password_file, manifest_path, data_dir)
+    s = _session(opts)
     sent = s.market.rate(licence_id, score, review_cid)
     console.print(f"rated licence [bold]{licence_id}[/] {score}/5 in tx {sent.tx_hash}")
-    _print_licence(s.market.licence(licence_id))
+    lic = s.market.licence(licence_id)
+    _print_licence(lic, s.api, sent.block_number)
+    _show_prompt(s, lic.token_id, sent.block_number)
 
 
 @prompt_app.command("licence")
+@client_options(signs=False)
 def licence_command(
     licence_id: Annotated[int, typer.Argument(help="The licence id.")],
-    rpc_url: RpcUrlOpt = None,
-    manifest_path: ManifestOpt = None,
+    *,
+    opts: ClientOptions,
 ) -> None:
-    """Show a licence's on-chain state (reads only; nothing is signed)."""
-    protocol = load_protocol(load_settings(PromptSettings, rpc_url=rpc_url, manifest=manifest_path))
-    lic = read_licence(protocol.market, licence_id)
+    """Show a licence's on-chain state and what the API shows of it (reads only; nothing is signed)."""
+    settings = opts.settings(PromptSettings)
+    lic = read_licence(load_protocol(settings).market, licence_id)
     if lic.state == "None":
         raise LicenceNotFound(licence_id)
-    _print_licence(lic)
+    _print_licence(lic, settings.api())

@@ -86,6 +86,20 @@ class OnChainLicence:
 
 
 @dataclass(frozen=True)
+class OnChainListing:
+    """A prompt NFT's listing; an unlisted token has the zero seller and price."""
+
+    token_id: int
+    seller: str
+    asset: str
+    price: int
+
+    @property
+    def listed(self) -> bool:
+        return self.seller != NATIVE
+
+
+@dataclass(frozen=True)
 class Minted:
     token_id: int
     metadata_cid: str
@@ -94,6 +108,8 @@ class Minted:
     mint_tx: str
     terms_tx: str | None
     metadata: PromptMetadata
+    #: The block of the last transaction (the terms', else the mint's).
+    block_number: int | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +121,7 @@ class Purchase:
     price: int
     delivery_deadline: int
     tx_hash: str
+    block_number: int | None = None
 
 
 @dataclass(frozen=True)
@@ -274,9 +291,10 @@ class PromptMarket:
             market=self.market.address,
             token_id=token_id,
         )
-        terms_tx = None
+        terms_tx, block = None, sent.block_number
         if licence_price:
-            terms_tx = self.set_licence_terms(token_id, licence_price, asset).tx_hash
+            terms = self.set_licence_terms(token_id, licence_price, asset)
+            terms_tx, block = terms.tx_hash, terms.block_number
         return Minted(
             token_id=token_id,
             metadata_cid=metadata_cid,
@@ -285,6 +303,7 @@ class PromptMarket:
             mint_tx=sent.tx_hash,
             terms_tx=terms_tx,
             metadata=metadata,
+            block_number=block,
         )
 
     def set_licence_terms(self, token_id: int, price: int, asset: str = NATIVE) -> SentTx:
@@ -293,7 +312,42 @@ class PromptMarket:
             self.market.functions.setLicenseTerms(token_id, to_checksum_address(asset), price)
         )
 
+    def list_for_sale(self, token_id: int, price: int, asset: str = NATIVE) -> SentTx:
+        """List the prompt NFT for sale at `price` in `asset` (replacing any listing of it)."""
+        return self.sender.transact(self.market.functions.list(token_id, to_checksum_address(asset), price))
+
+    def cancel_listing(self, token_id: int) -> SentTx:
+        return self.sender.transact(self.market.functions.cancelListing(token_id))
+
     # ---------------------------------------------------------------- buyer
+
+    def listing(self, token_id: int) -> OnChainListing:
+        seller, asset, price = _call(self.market.functions.getListing(token_id))
+        return OnChainListing(token_id, to_checksum_address(seller), to_checksum_address(asset), int(price))
+
+    def owner_of(self, token_id: int) -> str:
+        return to_checksum_address(_call(self.market.functions.ownerOf(token_id)))
+
+    def buy(self, token_id: int, max_price: int | None = None) -> SentTx:
+        """Buy the listed prompt NFT at its listed price, or refuse when that is above
+        `max_price`. An ERC-20 price is approved first. An unlisted token is sent to the
+        contract's check, which refuses it (NotListed) before anything is sent."""
+        listing = self.listing(token_id)
+        if listing.listed and max_price is not None and listing.price > max_price:
+            raise PromptError(
+                f"prompt {token_id} is listed at {listing.price}, above your --max-price {max_price}; "
+                "nothing was sent"
+            )
+        if listing.listed and listing.asset != NATIVE and listing.seller != self.me:
+            self._approve(listing.asset, listing.price)
+        value = listing.price if listing.asset == NATIVE else 0
+        return self.sender.transact(self.market.functions.buy(token_id, listing.price), value=value)
+
+    def _approve(self, asset: str, amount: int) -> None:
+        token = self.w3.eth.contract(
+            address=Web3.to_checksum_address(asset), abi=artifacts.load("TestToken").abi
+        )
+        self.sender.transact(token.functions.approve(self.market.address, amount))
 
     def licence_terms(self, token_id: int) -> tuple[str, int]:
         asset, price = _call(self.market.functions.getLicenseTerms(token_id))
@@ -305,10 +359,7 @@ class PromptMarket:
         asset, price = self.licence_terms(token_id)
         expected = price if expected_price is None else expected_price
         if asset != NATIVE:
-            token = self.w3.eth.contract(
-                address=Web3.to_checksum_address(asset), abi=artifacts.load("TestToken").abi
-            )
-            self.sender.transact(token.functions.approve(self.market.address, expected))
+            self._approve(asset, expected)
         value = expected if asset == NATIVE else 0
         sent = self.sender.transact(self.market.functions.buyLicense(token_id, expected), value=value)
         (bought,) = [e for e in _events_in(self.protocol, sent.receipt) if isinstance(e, ev.LicensePurchased)]
@@ -320,6 +371,7 @@ class PromptMarket:
             price=bought.price,
             delivery_deadline=bought.delivery_deadline,
             tx_hash=sent.tx_hash,
+            block_number=sent.block_number,
         )
 
     def licence(self, licence_id: int) -> OnChainLicence:
