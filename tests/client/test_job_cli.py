@@ -26,7 +26,7 @@ def ascendnet(
     anvil: Anvil, manifest_path: Path, data_dir: Path, *args: str
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "ASCENDNET_RPC_URL": anvil.rpc_url, "ASCENDNET_MANIFEST": str(manifest_path),
-           "ASCENDNET_DATA_DIR": str(data_dir), "COLUMNS": "200"}  # fmt: skip
+           "ASCENDNET_DATA_DIR": str(data_dir), "ASCENDNET_API_URL": "off", "COLUMNS": "200"}  # fmt: skip
     return subprocess.run([sys.executable, "-m", "ascendnet.cli", *args], capture_output=True, text=True,
                           env=env, timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
 

@@ -94,7 +94,7 @@ class Market:
         if args[0] == "mint":
             common += ["--seller-keys", str(self.seller_keys)]
         argv = [*args, *common] if args[0] == "withdraw" else ["prompt", *args, *common]
-        return CliRunner().invoke(app, argv, env={"COLUMNS": "250"})
+        return CliRunner().invoke(app, argv, env={"COLUMNS": "250", "ASCENDNET_API_URL": "off"})
 
     def market(self, who: int) -> PromptMarket:
         store = LocalContentStore(self.content_dir / "content")
