@@ -16,15 +16,12 @@ shows the first.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from agent.errors import AgentError
+from agent.phased import PhasedJournal
 from agent.watcher import ChainWatcher
 from ascendnet.log import get_logger
 from ascendnet.prompts.crypto import buyer_public_key, wrap_key
@@ -69,7 +66,6 @@ class DeliveryRecord:
     reason: str | None = None
 
 
-_COLUMNS = [f.name for f in fields(DeliveryRecord)]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
     licence_id INTEGER PRIMARY KEY,
@@ -83,134 +79,21 @@ CREATE TABLE IF NOT EXISTS deliveries (
     reason TEXT
 );
 CREATE INDEX IF NOT EXISTS deliveries_phase ON deliveries (phase);
-CREATE TABLE IF NOT EXISTS cursor (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    block INTEGER NOT NULL,
-    block_hash TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-class DeliveryJournal:
+class DeliveryJournal(PhasedJournal[DeliveryRecord]):
     """The durable record of this agent's licence deliveries (SQLite, its own file)."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise DeliveryJournalError(f"cannot open the delivery journal at {path}: {exc}") from exc
-        self._lock = threading.Lock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NOTE: FULL, so a kill -9 right after committing an intent never loses it.
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
-        self.path = path
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def bind(self, chain_id: int, seller: str, market_address: str) -> None:
-        """Tie the journal to one chain, seller and marketplace; refuse to mix them up."""
-        identity = f"{chain_id}:{seller.lower()}:{market_address.lower()}"
-        with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'identity'").fetchone()
-            if row is None:
-                self._db.execute("INSERT INTO meta (key, value) VALUES ('identity', ?)", (identity,))
-            elif row[0] != identity:
-                raise DeliveryJournalError(
-                    f"the delivery journal at {self.path} belongs to {row[0]}, not {identity}. "
-                    "Use another data dir for another chain, account or deployment."
-                )
-
-    def cursor(self) -> tuple[int, str] | None:
-        with self._lock:
-            row = self._db.execute("SELECT block, block_hash FROM cursor WHERE id = 1").fetchone()
-        return (int(row[0]), str(row[1])) if row else None
-
-    def set_cursor(self, block: int, block_hash: str) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO cursor (id, block, block_hash) VALUES (1, ?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET block = excluded.block, block_hash = excluded.block_hash",
-                (block, block_hash),
-            )
-
-    def get(self, licence_id: int) -> DeliveryRecord | None:
-        with self._lock:
-            row = self._db.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM deliveries WHERE licence_id = ?", (licence_id,)
-            ).fetchone()
-        return _record(row) if row else None
-
-    def active(self) -> list[DeliveryRecord]:
-        """Every licence not in a terminal phase, oldest first."""
-        marks = ", ".join("?" for _ in TERMINAL)
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM deliveries "
-                f"WHERE phase NOT IN ({marks}) ORDER BY licence_id",
-                tuple(TERMINAL),
-            ).fetchall()
-        return [_record(r) for r in rows]
-
-    def all(self) -> list[DeliveryRecord]:
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM deliveries ORDER BY licence_id"
-            ).fetchall()
-        return [_record(r) for r in rows]
-
-    def observe(self, licence_id: int, phase: Phase = Phase.SEEN, **values: Any) -> DeliveryRecord:
-        """Record a licence the first time it is seen; a no-op for one already journaled."""
-        cols = {"licence_id": licence_id, "phase": phase.value, "updated_at": time.time(), **_check(values)}
-        names = ", ".join(cols)
-        marks = ", ".join("?" for _ in cols)
-        with self._lock:
-            self._db.execute(
-                f"INSERT OR IGNORE INTO deliveries ({names}) VALUES ({marks})", tuple(cols.values())
-            )
-        record = self.get(licence_id)
-        assert record is not None
-        return record
-
-    def advance(self, licence_id: int, phase: Phase, **values: Any) -> DeliveryRecord:
-        """Move a licence forward to `phase`; re-entering a phase updates its values, going back
-        or leaving a terminal phase is refused."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT phase FROM deliveries WHERE licence_id = ?", (licence_id,)
-            ).fetchone()
-            if row is None:
-                raise DeliveryJournalError(f"licence {licence_id} is not in the delivery journal")
-            current = Phase(row[0])
-            if current != phase and (current in TERMINAL or _ORDER[phase] < _ORDER[current]):
-                raise DeliveryJournalError(
-                    f"licence {licence_id}: the delivery journal refuses {current} -> {phase}"
-                )
-            cols = {"phase": phase.value, "updated_at": time.time(), **_check(values)}
-            sets = ", ".join(f"{k} = ?" for k in cols)
-            self._db.execute(
-                f"UPDATE deliveries SET {sets} WHERE licence_id = ?", (*cols.values(), licence_id)
-            )
-        record = self.get(licence_id)
-        assert record is not None
-        return record
-
-
-def _check(values: dict[str, Any]) -> dict[str, Any]:
-    for key in values:
-        if key not in _COLUMNS or key in ("licence_id", "phase", "updated_at"):
-            raise DeliveryJournalError(f"unknown delivery journal field {key}")
-    return values
-
-
-def _record(row: tuple[Any, ...]) -> DeliveryRecord:
-    data = dict(zip(_COLUMNS, row, strict=True))
-    data["phase"] = Phase(data["phase"])
-    return DeliveryRecord(**data)
+    record_type = DeliveryRecord
+    phase_type = Phase
+    table = "deliveries"
+    schema = _SCHEMA
+    terminal = TERMINAL
+    order = _ORDER
+    title = "delivery journal"
+    noun = "licence"
+    error = DeliveryJournalError
 
 
 class KeyDeliverer:
