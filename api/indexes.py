@@ -1,10 +1,10 @@
-"""Indexes the API's queries need that the indexer's schema does not have yet.
+"""Indexes the API's queries rely on, beyond each table's primary key.
 
-The read models and their migrations belong to the indexer; the API opens the database
-read-only and cannot create anything. Until a migration adds these (see `MIGRATION`), list
-queries filtered on them sort in memory: `/jobs?status=open&limit=50` over a million jobs reads
-every open job to return fifty. `bench/api_load.py` creates them on its own database
-(`create_missing`) and reports figures with and without.
+The indexer owns the schema: these come from its models and migrations (0002 made each filter
+column of jobs and licences lead an index that also holds the id, so a filtered listing reads
+its page in order instead of sorting every match). The API opens the database read-only and
+cannot create anything; `missing` says what a database lacks (tests/api/test_indexes.py checks
+the migrations provide them all; bench/api_load.py refuses to measure without them).
 """
 
 from __future__ import annotations
@@ -22,40 +22,49 @@ class WantedIndex:
     columns: tuple[str, ...]
     why: str
 
-    def ddl(self) -> str:
-        return f"CREATE INDEX IF NOT EXISTS {self.name} ON {self.table} ({', '.join(self.columns)})"
-
 
 WANTED: tuple[WantedIndex, ...] = (
+    WantedIndex("ix_jobs_state_job_id", "jobs", ("state", "job_id"), "/jobs?status=..., newest posted first"),
+    WantedIndex("ix_jobs_client_job_id", "jobs", ("client", "job_id"), "/jobs?client=..., /accounts/{a}"),
     WantedIndex(
-        "ix_jobs_state_job_id", "jobs", ("state", "job_id"), "/jobs?status=..., newest posted first (keyset)"
+        "ix_jobs_provider_job_id", "jobs", ("provider", "job_id"), "/jobs?provider=..., /accounts/{a}"
+    ),
+    WantedIndex("ix_bids_provider", "bids", ("provider",), "/accounts/{a} bids placed"),
+    WantedIndex(
+        "ix_licences_buyer_license_id",
+        "licences",
+        ("buyer", "license_id"),
+        "/licences?buyer=..., /accounts/{a}",
     ),
     WantedIndex(
-        "ix_jobs_client_job_id", "jobs", ("client", "job_id"), "/jobs?client=..., /accounts/{a} recent jobs"
+        "ix_licences_seller_license_id",
+        "licences",
+        ("seller", "license_id"),
+        "/licences?seller=..., /accounts/{a}",
     ),
     WantedIndex(
-        "ix_jobs_provider_job_id",
-        "jobs",
-        ("provider", "job_id"),
-        "/jobs?provider=..., /accounts/{a} recent jobs",
+        "ix_licences_token_id_license_id", "licences", ("token_id", "license_id"), "/licences?token_id="
+    ),
+    WantedIndex("ix_licences_state_license_id", "licences", ("state", "license_id"), "/licences?state=..."),
+    WantedIndex("ix_prompts_creator", "prompts", ("creator",), "/prompts?creator=..., /accounts/{a}"),
+    WantedIndex("ix_prompts_owner", "prompts", ("owner",), "/prompts?owner=..., /accounts/{a}"),
+    WantedIndex(
+        "ix_events_block_number_log_index",
+        "events",
+        ("block_number", "log_index"),
+        "/events?from_block..to_block",
+    ),
+    WantedIndex("ix_events_tx_hash", "events", ("tx_hash",), "/events?tx_hash=..."),
+    WantedIndex(
+        "ix_events_contract_event", "events", ("contract", "event"), "/events?contract=&event=, histories"
     ),
 )
 
-#: The Alembic revision that would add them (for the indexer's migrations, once they settle).
-MIGRATION = "\n".join(f'    op.create_index("{w.name}", "{w.table}", {list(w.columns)!r})' for w in WANTED)
-
 
 def missing(engine: Engine) -> list[WantedIndex]:
-    """The wanted indexes the database does not have."""
+    """The wanted indexes the database lacks (by name and columns)."""
     inspector = sa.inspect(engine)
-    have = {ix["name"] for w in {w.table for w in WANTED} for ix in inspector.get_indexes(w)}
-    return [w for w in WANTED if w.name not in have]
-
-
-def create_missing(engine: Engine) -> list[str]:
-    """Create the wanted indexes on a database the caller owns (benchmarks); returns their names."""
-    made = missing(engine)
-    with engine.begin() as conn:
-        for wanted in made:
-            conn.exec_driver_sql(wanted.ddl())
-    return [w.name for w in made]
+    have: set[tuple[str, tuple[str, ...]]] = set()
+    for table in {w.table for w in WANTED}:
+        have |= {(ix["name"], tuple(ix["column_names"])) for ix in inspector.get_indexes(table)}
+    return [w for w in WANTED if (w.name, w.columns) not in have]

@@ -163,7 +163,13 @@ class Sale(Row):
 class Licence(Row):
     TABLE: ClassVar[str] = "licences"
     KEY: ClassVar[tuple[str, ...]] = ("license_id",)
-    INDEXES: ClassVar[tuple[tuple[str, ...], ...]] = (("token_id",), ("buyer",), ("seller",), ("state",))
+    # NOTE: filter column then id, as on jobs: /licences pages by license_id.
+    INDEXES: ClassVar[tuple[tuple[str, ...], ...]] = (
+        ("token_id", "license_id"),
+        ("buyer", "license_id"),
+        ("seller", "license_id"),
+        ("state", "license_id"),
+    )
 
     license_id: int
     token_id: int
@@ -208,7 +214,14 @@ class Rating(Row):
 class Job(Row):
     TABLE: ClassVar[str] = "jobs"
     KEY: ClassVar[tuple[str, ...]] = ("job_id",)
-    INDEXES: ClassVar[tuple[tuple[str, ...], ...]] = (("client",), ("provider",), ("state",))
+    # NOTE: each filter column is followed by the id, so a filtered listing (the job board by
+    # state, an account's jobs) reads its page in order from the index instead of sorting
+    # every match; the API's keyset pagination orders by job_id.
+    INDEXES: ClassVar[tuple[tuple[str, ...], ...]] = (
+        ("client", "job_id"),
+        ("provider", "job_id"),
+        ("state", "job_id"),
+    )
 
     job_id: int
     client: Address

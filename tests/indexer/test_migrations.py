@@ -79,3 +79,30 @@ def test_the_store_tables_are_the_eventsourcing_librarys(url: str) -> None:
         "notification_id",
     }
     engine.dispose()
+
+
+def test_0002_swaps_the_listing_indexes_and_keeps_the_rows(url: str) -> None:
+    """0001 -> 0002 replaces each single-column filter index of jobs and licences by one that
+    also holds the id (what the API's keyset listings read in order); the rows stay; a
+    downgrade restores the single-column ones."""
+    engine = db.make_engine(url)
+    db.upgrade(engine, "0001")
+
+    def names(table: str) -> set[str]:
+        return {ix["name"] for ix in sa.inspect(engine).get_indexes(table)}
+
+    assert {"ix_jobs_state", "ix_licences_buyer"} <= names("jobs") | names("licences")
+    EventStore(engine, CHAIN_ID).append_blocks(simple_chain().blocks)
+    db.upgrade(engine)
+    assert names("jobs") == {"ix_jobs_client_job_id", "ix_jobs_provider_job_id", "ix_jobs_state_job_id"}
+    assert names("licences") == {
+        "ix_licences_token_id_license_id",
+        "ix_licences_buyer_license_id",
+        "ix_licences_seller_license_id",
+        "ix_licences_state_license_id",
+    }
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(stored_events)).scalar() > 0
+    db.downgrade(engine, "0001")
+    assert names("jobs") == {"ix_jobs_client", "ix_jobs_provider", "ix_jobs_state"}
+    engine.dispose()
