@@ -15,8 +15,12 @@ client costs little CPU next to the server) for `--seconds` per endpoint after a
     /events?from_block=a&to_block=a+49&limit=50
     /health (no database: what the HTTP stack alone serves, for scale)
 
-The indexes of `api/indexes.py` (not in the indexer's migrations yet) are created on the
-generated database first, unless `--no-indexes`.
+The database is brought to the indexer's latest migration first (a `--reuse`d one may be
+older), and the indexes `api/indexes.py` names must be there.
+
+Cost of the client: it shares the machine's CPUs with the server, so the report gives the CPU
+time the client and the server processes each spent per request (`client us/req`,
+`server us/req`) besides latency and throughput.
 
     .venv/bin/python bench/api_load.py                                  # both backends, 1M/200k
     .venv/bin/python bench/api_load.py --backend sqlite --jobs 100000 --prompts 20000
@@ -52,7 +56,7 @@ import sqlalchemy as sa
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from api.indexes import create_missing  # noqa: E402
+from api.indexes import missing  # noqa: E402
 from chain import events as E  # noqa: E402
 from chain.provenance import ChainEvent  # noqa: E402
 from indexer import db  # noqa: E402
@@ -337,15 +341,46 @@ async def _client(port: int, paths: Iterator[str], until: float, measure_from: f
         writer.close()
 
 
-async def load(port: int, make_paths: Any, concurrency: int, seconds: float, warmup: float) -> dict[str, Any]:
+async def _load(port: int, make_paths: Any, concurrency: int, seconds: float, warmup: float) -> Result:
     result = Result()
     now = time.perf_counter()
     measure_from, until = now + warmup, now + warmup + seconds
     await asyncio.gather(
         *(_client(port, make_paths(i), until, measure_from, result) for i in range(concurrency))
     )
+    return result
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time of the server: the process `pid` and its workers."""
+    import psutil
+
+    total = 0.0
+    root = psutil.Process(pid)
+    for proc in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def load(
+    port: int, server_pid: int, make_paths: Any, concurrency: int, seconds: float, warmup: float
+) -> dict[str, Any]:
+    """Run the clients (on uvloop when installed: a cheaper client) and measure."""
+    try:
+        import uvloop
+
+        run: Any = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        run = asyncio.run
+    client_cpu, server_cpu = time.process_time(), _cpu_seconds(server_pid)
+    result = run(_load(port, make_paths, concurrency, seconds, warmup))
+    client_cpu, server_cpu = time.process_time() - client_cpu, _cpu_seconds(server_pid) - server_cpu
     lat = sorted(result.latencies)
     n = len(lat)
+    # NOTE: CPU times cover the warm-up too; divide by every request sent, not just measured.
+    sent = max(n * (seconds + warmup) / seconds, 1)
     return {
         "requests": n,
         "rps": n / seconds,
@@ -353,6 +388,8 @@ async def load(port: int, make_paths: Any, concurrency: int, seconds: float, war
         "p99_ms": 1000 * lat[min(n - 1, int(n * 0.99))] if lat else None,
         "errors": result.errors,
         "statuses": result.statuses,
+        "client_us_per_request": 1e6 * client_cpu / sent,
+        "server_us_per_request": 1e6 * server_cpu / sent,
     }
 
 
@@ -384,10 +421,11 @@ def scenarios(url: str, jobs: int, head: int) -> dict[str, Any]:
     }
 
 
-def serve(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+def serve(url: str, port: int, workers: int, threads: int, root: Path = REPO) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
-        "ASCENDNET_API_RATE_LIMIT": "0",  # the bench is one client IP
+        "ASCENDNET_API_RATE_LIMIT": "0",  # the bench is one client IP: no rate limit
+        "ASCENDNET_API_THREADS": str(threads),
         "ASCENDNET_LOG_LEVEL": "warning",
         "ASCENDNET_LOG_FORMAT": "json",
         "ASCENDNET_ENV": "local",
@@ -406,7 +444,7 @@ def serve(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
             "--workers",
             str(workers),
         ],
-        cwd=REPO,
+        cwd=root,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -487,10 +525,14 @@ def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
                 url, args.jobs, args.prompts, args.per_block, args.max_generate_seconds
             )
             print(f"{backend}: {json.dumps(out['generate'])}", file=sys.stderr)
+        if args.generate_only:
+            print(f"{backend}: generated {url}", file=sys.stderr)
+            return out
         engine = db.make_engine(url)
-        if not args.no_indexes:
-            # NOTE: not the indexer's migrations yet: the indexes the API needs (api/indexes.py).
-            out["indexes_created"] = create_missing(engine)
+        db.upgrade(engine)
+        lacking = missing(engine)
+        if lacking:
+            raise SystemExit(f"{backend}: the database lacks {', '.join(w.name for w in lacking)}")
         with engine.connect() as conn:
             jobs = int(conn.execute(sa.text("SELECT max(job_id) FROM jobs")).scalar_one())
             head = int(conn.execute(sa.text("SELECT indexed_head FROM indexer_status")).scalar_one())
@@ -500,18 +542,16 @@ def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
             }
         engine.dispose()
         port = free_port()
-        proc = serve(url, port, args.workers)
+        proc = serve(url, port, args.workers, args.threads, args.server_root)
         try:
             wait_up(port, proc)
             out["load"] = {}
             for name, make_paths in scenarios(url, jobs, head).items():
-                figures = asyncio.run(load(port, make_paths, args.concurrency, args.seconds, args.warmup))
+                if args.only and not any(o in name for o in args.only):
+                    continue
+                figures = load(port, proc.pid, make_paths, args.concurrency, args.seconds, args.warmup)
                 out["load"][name] = figures
-                print(
-                    f"{backend}: {name:42} {figures['rps']:8,.0f} req/s  p50 {figures['p50_ms']:6.1f} ms  "
-                    f"p99 {figures['p99_ms']:6.1f} ms  errors {figures['errors']}",
-                    file=sys.stderr,
-                )
+                print(f"{backend}: {name:42} {_figures(figures)}", file=sys.stderr)
         finally:
             stop(proc)
     finally:
@@ -520,6 +560,18 @@ def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
         elif made_here and args.keep:
             print(f"{backend}: kept {url}", file=sys.stderr)
     return out
+
+
+HEADINGS = (
+    f"{'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'server us/req':>13} {'client us/req':>13}"
+)
+
+
+def _figures(f: dict[str, Any]) -> str:
+    return (
+        f"{f['rps']:8,.0f} {f['p50_ms']:7.1f} {f['p99_ms']:7.1f} {f['errors']:6} "
+        f"{f['server_us_per_request']:13,.0f} {f['client_us_per_request']:13,.0f}"
+    )
 
 
 def main() -> None:
@@ -533,15 +585,33 @@ def main() -> None:
         "--reuse", help="benchmark an existing database (made with --keep) instead of generating"
     )
     parser.add_argument("--keep", action="store_true", help="keep the generated database")
+    parser.add_argument(
+        "--generate-only", action="store_true", help="generate (and keep) the database, measure nothing"
+    )
     parser.add_argument("--per-block", type=int, default=20)
     parser.add_argument("--max-generate-seconds", type=float, default=1800)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per endpoint")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="read threads per worker (ASCENDNET_API_THREADS; 0: on the event loop)",
+    )
+    parser.add_argument(
+        "--only", action="append", help="only endpoints whose name contains this (repeatable)"
+    )
+    parser.add_argument(
+        "--server-root",
+        type=Path,
+        default=REPO,
+        help="serve from this checkout of the repository (e.g. an older commit, to compare)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    parser.add_argument("--no-indexes", action="store_true", help="measure without api/indexes.py's indexes")
     args = parser.parse_args()
+    args.keep = args.keep or args.generate_only
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     if args.reuse:
         backends = ["postgresql" if args.reuse.startswith("postgresql") else "sqlite"]
@@ -556,15 +626,14 @@ def main() -> None:
             results.append(run_backend(backend, args, tmp_path))
     print(
         f"API load: {args.concurrency} clients, {args.seconds:g} s per endpoint, {args.workers} worker(s), "
-        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+        f"{args.threads} read thread(s) each, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     )
-    print(f"{'backend':11} {'endpoint':42} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"{'backend':11} {'endpoint':42} {HEADINGS}")
     for r in results:
-        for name, f in r["load"].items():
-            figures = f"{f['rps']:8,.0f} {f['p50_ms']:8.1f} {f['p99_ms']:8.1f} {f['errors']:7}"
-            print(f"{r['backend']:11} {name:42} {figures}")
+        for name, f in r.get("load", {}).items():
+            print(f"{r['backend']:11} {name:42} {_figures(f)}")
         print(
-            f"{r['backend']:11} rows: {r['rows']}"
+            f"{r['backend']:11} rows: {r.get('rows', r.get('generate', {}).get('counts'))}"
             + (f", generated in {r['generate']['seconds']:.0f} s" if "generate" in r else "")
         )
     if args.json:
