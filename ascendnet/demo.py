@@ -126,7 +126,6 @@ class Demo:
         keys = SellerKeyStore(self.data_dir / "seller-keys.json", seller_account)
         seller = PromptMarket(self.protocol, self.sender(SELLER), self.store, keys)
         buyer = PromptMarket(self.protocol, self.sender(BUYER), self.store)
-        market = self.protocol.market
 
         self.step(f"Mint an encrypted prompt as the agent's account {seller.me}")
         minted = seller.mint(PROMPT_TEXT.encode(), DRAFT, royalty_bps=500, licence_price=ETHER // 100)
@@ -142,7 +141,7 @@ class Demo:
         token = minted.token_id
 
         self.step("List the prompt NFT for sale at 0.05 ETH")
-        sent = self.tx("listed", seller.sender.transact(market.functions.list(token, NATIVE, ETHER // 20)))
+        sent = self.tx("listed", seller.list_for_sale(token, ETHER // 20))
         self.api_shows(f"/prompts/{token}", sent.block_number, "listed", "listing")
 
         self.step(f"Buy a licence as account {buyer.me}")
@@ -184,9 +183,8 @@ class Demo:
         self.api_shows(f"/prompts/{token}", sent.block_number, "rating", "licences_sold")
 
         self.step(f"Sell the NFT to account {dev_accounts(COLLECTOR + 1)[COLLECTOR].address}")
-        collector = self.sender(COLLECTOR)
-        price = ETHER // 20
-        sent = self.tx("bought", collector.transact(market.functions.buy(token, price), value=price))
+        collector = PromptMarket(self.protocol, self.sender(COLLECTOR), self.store)
+        sent = self.tx("bought", collector.buy(token, max_price=ETHER // 20))
         self.api_shows(f"/prompts/{token}", sent.block_number, "owner", "listed", "sales_count")
         self.api_shows("/sales", sent.block_number, "token_id", "price", "royalty", "fee", token_id=token)
         return token, bought.licence_id

@@ -20,7 +20,7 @@ import pytest
 
 from ascendnet.apiview import ApiUnavailable, ApiView
 from chain.anvil import dev_accounts
-from tests.conftest import free_port
+from tests.conftest import free_port, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.anvil
@@ -97,13 +97,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Itera
         s.descendants = psutil.Process(process.pid).children(recursive=True)
         yield s
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, signal.SIGINT, timeout=60)
         for child in s.descendants:  # only what this stack started, by PID
             if child.is_running():
                 child.kill()
