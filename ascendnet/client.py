@@ -66,7 +66,7 @@ PasswordFileOpt = Annotated[
     ),
 ]
 ManifestOpt = Annotated[
-    Path | None, typer.Option("--manifest", help="Deployment manifest [deployments/<chain id>.json].")
+    Path | None, typer.Option("--manifest", help=r"Manifest \[default: deployments/CHAIN_ID.json].")
 ]
 ApiUrlOpt = Annotated[
     str | None,

@@ -82,7 +82,7 @@ def deploy_command(
     password_file: PasswordFileOpt = None,
     manifest_path: Annotated[
         Path | None,
-        typer.Option("--manifest", help="Where to write the manifest [deployments/<chain id>.json]."),
+        typer.Option("--manifest", help=r"Manifest to write \[default: deployments/CHAIN_ID.json]."),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing manifest for this chain.")] = False,
     admin: Annotated[
