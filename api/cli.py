@@ -34,7 +34,10 @@ def serve(
         typer.Option(help="The indexer's database, opened read-only [ASCENDNET_DATABASE_URL]."),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(min=1, max=64, help="Worker processes [ASCENDNET_API_WORKERS, default 1].")
+        int | None,
+        typer.Option(
+            min=1, max=64, help="Worker processes [ASCENDNET_API_WORKERS, default one per CPU, at most 8]."
+        ),
     ] = None,
 ) -> None:
     """Serve the API with uvicorn (Ctrl-C stops it). Several workers, or several hosts, may

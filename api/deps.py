@@ -54,30 +54,73 @@ async def get_settings(request: Request) -> ApiSettings:
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 
 
+class Reader:
+    """Runs read functions in one read-only transaction each, on connections it keeps.
+
+    NOTE: a request does not check a connection out of SQLAlchemy's pool and back in (with
+    its events, reset and bookkeeping, which cost more than a lookup by key): the reader keeps
+    the connections it opened, hands one to each read and takes it back after the commit
+    (a list's append and pop, atomic under the GIL). It holds at most one per concurrent read:
+    one per worker thread, or a single one when reads run on the event loop (`inline`). A
+    connection that failed (a server restart) is closed and replaced by the next read.
+    """
+
+    def __init__(self, engine: Engine, *, inline: bool = False) -> None:
+        self.engine = engine
+        #: Run reads on the event loop rather than in a worker thread (no thread hop).
+        self.inline = inline
+        self._idle: list[Connection] = []
+
+    def run(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Freshness, T]:
+        """`fn(conn, *args, **kwargs)` and the freshness, both read in one transaction."""
+        try:
+            conn = self._idle.pop()
+        except IndexError:
+            conn = self.engine.connect()
+        try:
+            with conn.begin():
+                # NOTE: begun explicitly, so statements run on the driver's cursor
+                # (api.prepared) share the transaction's snapshot too.
+                fresh = read_freshness(conn)
+                result = fn(conn, *args, **kwargs)
+        except BaseException:
+            if conn.invalidated or conn.closed:
+                conn.close()
+            else:
+                self._idle.append(conn)
+            raise
+        self._idle.append(conn)
+        return fresh, result
+
+    async def read(
+        self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Freshness, T]:
+        if self.inline:
+            return self.run(fn, args, kwargs)
+        return await run_in_threadpool(self.run, fn, args, kwargs)
+
+    def close(self) -> None:
+        """Close the connections it holds (at shutdown)."""
+        while self._idle:
+            self._idle.pop().close()
+
+
 class ReadSession:
     """Read-only access to the read models for one request.
 
-    `await session.read(fn, *args)` runs `fn(connection, *args)` in a worker thread (the event
-    loop never waits on the database), inside one read-only transaction that first reads the
-    freshness the answer reflects. One thread hop per request, whatever the number of queries.
+    `await session.read(fn, *args)` runs `fn(connection, *args)` inside one read-only
+    transaction that first reads the freshness the answer reflects: in a worker thread (the
+    event loop never waits on the database; one thread hop per request, whatever the number of
+    queries), or on the event loop when the reader is `inline`.
     """
 
-    def __init__(self, engine: Engine, request: Request) -> None:
-        self.engine = engine
+    def __init__(self, reader: Reader, request: Request) -> None:
+        self.reader = reader
         self.request = request
         self.freshness = Freshness()
 
-    def _run(
-        self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[Freshness, T]:
-        with self.engine.connect() as conn, conn.begin():
-            # NOTE: begun explicitly, so statements run on the driver's cursor (api.prepared)
-            # share the transaction's snapshot too.
-            fresh = read_freshness(conn)
-            return fresh, fn(conn, *args, **kwargs)
-
     async def read(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
-        fresh, result = await run_in_threadpool(self._run, fn, args, kwargs)
+        fresh, result = await self.reader.read(fn, args, kwargs)
         self.freshness = fresh
         # The freshness headers middleware reads it from the request's state.
         self.request.state.freshness = fresh
@@ -89,7 +132,7 @@ class ReadSession:
 
 
 async def get_session(request: Request) -> ReadSession:
-    return ReadSession(request.app.state.engine, request)
+    return ReadSession(request.app.state.reader, request)
 
 
 SessionDep = Annotated[ReadSession, Depends(get_session)]

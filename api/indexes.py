@@ -64,7 +64,7 @@ WANTED: tuple[WantedIndex, ...] = (
 def missing(engine: Engine) -> list[WantedIndex]:
     """The wanted indexes the database lacks (by name and columns)."""
     inspector = sa.inspect(engine)
-    have: set[tuple[str, tuple[str, ...]]] = set()
+    have: set[tuple[str | None, tuple[str | None, ...]]] = set()
     for table in {w.table for w in WANTED}:
         have |= {(ix["name"], tuple(ix["column_names"])) for ix in inspector.get_indexes(table)}
     return [w for w in WANTED if (w.name, w.columns) not in have]

@@ -14,24 +14,21 @@ from typing import Any
 
 import anyio
 import sqlalchemy as sa
-from fastapi import Depends, FastAPI, Request
-from fastapi.dependencies.models import Dependant
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from api import __doc__ as package_doc
-from api.deps import make_api_engine
+from api.deps import Reader, make_api_engine
 from api.errors import ApiError, DatabaseUnavailable, InvalidInput
 from api.feed import FeedReader
 from api.freshness import FINALIZED_HEADER, HEAD_HEADER, FreshnessCache
 from api.middleware import FreshnessHeadersMiddleware, HeadMiddleware
 from api.ratelimit import RateLimitMiddleware, TokenBuckets
 from api.routes import accounts, blocks, events, fees, jobs, market, prompts, providers, status, stream
-from api.schemas import ErrorBody
 from api.settings import ApiSettings
 from api.validation import ADDRESS_PATTERN, AMOUNT_PATTERN, HASH_PATTERN, TEXT_PATTERN
 from ascendnet import __version__
@@ -92,61 +89,6 @@ def _error(
         status_code=status_code,
         headers=headers,
     )
-
-
-# ---------------------------------------------------------------- unknown query parameters
-
-#: Attribute caching, on each route, the query parameters it declares (dependencies' included).
-_DECLARED = "_ascendnet_query_names"
-
-
-def _query_names(dependant: Dependant) -> set[str]:
-    names = {p.alias or p.name for p in dependant.query_params}
-    for sub in dependant.dependencies:
-        names |= _query_names(sub)
-    return names
-
-
-def _declared_query(route: APIRoute) -> frozenset[str]:
-    names: frozenset[str] | None = getattr(route, _DECLARED, None)
-    if names is None:
-        names = frozenset(_query_names(route.dependant))
-        setattr(route, _DECLARED, names)
-    return names
-
-
-async def reject_unknown_query(request: Request) -> None:
-    """422 for a query parameter the route does not declare, or one given twice: a typo must
-    not silently widen a filter."""
-    route = request.scope.get("route")
-    if not isinstance(route, APIRoute) or not request.query_params:
-        return
-    declared = _declared_query(route)
-    errors: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for name, value in request.query_params.multi_items():
-        if name not in declared:
-            allowed = ", ".join(sorted(declared)) or "none"
-            errors.append(
-                {
-                    "type": "extra_forbidden",
-                    "loc": ("query", name),
-                    "msg": f"unknown query parameter; this endpoint takes: {allowed}",
-                    "input": value,
-                }
-            )
-        elif name in seen:
-            errors.append(
-                {
-                    "type": "duplicate",
-                    "loc": ("query", name),
-                    "msg": "given more than once; give it once",
-                    "input": value,
-                }
-            )
-        seen.add(name)
-    if errors:
-        raise RequestValidationError(errors)
 
 
 # ---------------------------------------------------------------- error handlers
@@ -286,8 +228,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # NOTE: reads run in worker threads; a few threads keep the GIL from bouncing between
         # dozens of them under load (requests beyond them wait in the event loop instead).
-        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
+        # (0: reads run on the event loop; the stream's polls still use a thread.)
+        anyio.to_thread.current_default_thread_limiter().total_tokens = max(settings.api_threads, 1)
         yield
+        reader.close()
         engine.dispose()
 
     app = FastAPI(
@@ -296,21 +240,22 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         summary=(package_doc or "").strip(),
         description=DESCRIPTION,
         lifespan=lifespan,
-        dependencies=[Depends(reject_unknown_query)],
-        responses={
-            404: {"description": "Unknown id (or path).", "model": ErrorBody},
-            422: {"description": "Invalid input: the message names each bad parameter.", "model": ErrorBody},
-            429: {"description": "Rate limited: retry after `Retry-After` seconds.", "model": ErrorBody},
-            503: {"description": "The read models cannot be read right now.", "model": ErrorBody},
-        },
         redoc_url=None,
+        # NOTE: no OpenTelemetry here; left on, FastAPI asks the global providers on every
+        # request whether anyone listens.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.engine = engine
+    reader = app.state.reader = Reader(engine, inline=settings.api_threads == 0)
     app.state.freshness = FreshnessCache(engine, max_age=1.0)
     app.state.feed = FeedReader(engine)
+    # NOTE: the routes join the app's own list rather than `include_router`: an included
+    # router is matched through a layer per router (about 10 us each for every request that
+    # passes it), a flat list route by route. The routers carry the dependencies and responses
+    # every route shares (api.routes.resource_router).
     for router in _ROUTERS:
-        app.include_router(router)
+        app.router.routes.extend(router.routes)
 
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(ApiError, _on_api_error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
@@ -10,6 +11,19 @@ from pydantic_settings import NoDecode
 
 from ascendnet.errors import ConfigError
 from ascendnet.settings import BaseAscendSettings
+
+
+#: The most worker processes `api_workers` defaults to, however many CPUs there are.
+MAX_DEFAULT_WORKERS = 8
+
+
+def default_workers() -> int:
+    """One worker process per CPU this process may run on, at most `MAX_DEFAULT_WORKERS`."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_DEFAULT_WORKERS))
 
 
 class ApiSettings(BaseAscendSettings):
@@ -28,8 +42,9 @@ class ApiSettings(BaseAscendSettings):
     database_url: str = ""
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65_535)
-    #: uvicorn worker processes (each has its own connection pool and rate-limit buckets).
-    api_workers: int = Field(default=1, ge=1, le=64)
+    #: uvicorn worker processes (each has its own connection pool and rate-limit buckets);
+    #: default one per CPU this process may run on, at most 8.
+    api_workers: int = Field(default_factory=lambda: default_workers(), ge=1, le=64)
     #: Origins allowed by CORS (exact origins such as https://app.example.org; "*" only locally).
     api_cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: Sustained requests per second allowed per client IP; 0 turns rate limiting off (local only).
@@ -54,8 +69,8 @@ class ApiSettings(BaseAscendSettings):
     api_stream_keepalive: float = Field(default=15.0, gt=0, le=300)
     #: Connections each worker's pool keeps open to the database.
     api_db_pool_size: int = Field(default=16, ge=1, le=256)
-    #: Worker threads each process runs database reads in.
-    api_threads: int = Field(default=8, ge=1, le=256)
+    #: Worker threads each process runs database reads in; 0 runs them on the event loop.
+    api_threads: int = Field(default=8, ge=0, le=256)
 
     @field_validator("api_cors_origins", "api_trusted_proxies", mode="before")
     @classmethod

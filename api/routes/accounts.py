@@ -5,17 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter
 
 from api.deps import SessionDep
 from api.prepared import Prepared
+from api.routes import resource_router
 from api.routes.jobs import J, job_summary
 from api.routes.providers import find_provider, provider_out
 from api.schemas import Account, Item
 from api.validation import AddressPath
 from indexer import models
 
-router = APIRouter(tags=["accounts"])
+router = resource_router("accounts")
 OWED = models.TABLES[models.Owed]
 P = models.TABLES[models.Prompt]
 LI = models.TABLES[models.Licence]

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Path
+from fastapi import Path
 
 from api.deps import SessionDep
 from api.errors import NotFound
 from api.freshness import read_freshness
 from api.pagination import MAX_LIMIT
+from api.routes import resource_router
 from api.routes.events import IncludeReorged, event_out
 from api.schemas import Block, Item, not_found
 from api.validation import MAX_INT64
@@ -18,7 +19,7 @@ from indexer import models
 from indexer.digest import GENESIS
 from indexer.store import store_blocks
 
-router = APIRouter(tags=["audit"])
+router = resource_router("audit")
 D = models.block_digests
 E = models.events
 

@@ -7,11 +7,12 @@ import json
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
+from fastapi import Query
 from sqlalchemy.sql.elements import ColumnElement
 
 from api.deps import SessionDep
 from api.pagination import Key, Order, PageDep, fetch_page
+from api.routes import resource_router
 from api.schemas import Event, Page
 from api.validation import (
     CONTRACT_NAMES,
@@ -23,7 +24,7 @@ from api.validation import (
 from chain.events import EVENT_TYPES
 from indexer import models
 
-router = APIRouter(tags=["audit"])
+router = resource_router("audit")
 E = models.events
 
 ContractName = Literal["ComputeRental", "PromptMarketplace"]

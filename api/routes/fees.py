@@ -6,15 +6,16 @@ from datetime import date, timedelta
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from api.deps import SessionDep
 from api.pagination import Key, Order, PageDep
+from api.routes import resource_router
 from api.schemas import FeePage, Period
 from api.validation import AssetQuery, DayFilter, day_query
 from indexer import models
 
-router = APIRouter(tags=["fees"])
+router = resource_router("fees")
 F = models.TABLES[models.FeeDay]
 
 _ORDERS = {

@@ -5,18 +5,19 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from api.deps import SessionDep
 from api.errors import NotFound
 from api.pagination import MAX_LIMIT, Key, Order, PageDep, fetch_page
 from api.prepared import Prepared
+from api.routes import resource_router
 from api.routes.events import IncludeReorged, history_page
 from api.schemas import Event, Item, JobDetail, JobState, JobSummary, Page, not_found
 from api.validation import AddressQuery, AmountQuery, AssetQuery, id_path
 from indexer import models
 
-router = APIRouter(tags=["compute"])
+router = resource_router("compute")
 J = models.TABLES[models.Job]
 B = models.TABLES[models.Bid]
 RES = models.TABLES[models.Result]
@@ -106,10 +107,11 @@ def _get_job(conn: sa.Connection, job_id: int) -> Any:
 
 
 def job_detail(conn: sa.Connection, job_id: int) -> dict[str, Any]:
-    """A job with its bids and result (three indexed lookups)."""
+    """A job with its bids and result: one to three indexed lookups (the bids only when
+    `bid_count` says there are any: a bid row comes with its job's count, in one fold)."""
     row = _get_job(conn, job_id)
     m = row._mapping
-    bids = BIDS.all(conn, job_id=job_id)
+    bids = BIDS.all(conn, job_id=job_id) if m["bid_count"] else []
     result = RESULT.first(conn, job_id=job_id) if m["result_hash"] else None
     out = job_summary(row)
     out.update(

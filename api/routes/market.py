@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from api.deps import SessionDep
 from api.pagination import Key, Order, PageDep, fetch_page
+from api.routes import resource_router
 from api.schemas import Licence, LicenceState, Listing, ListingState, Page, Rating, Sale
 from api.validation import MAX_INT64, AddressQuery, AssetQuery
 from indexer import models
 
-router = APIRouter(tags=["market"])
+router = resource_router("market")
 L = models.TABLES[models.Listing]
 S = models.TABLES[models.Sale]
 LI = models.TABLES[models.Licence]

@@ -5,19 +5,20 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
+from fastapi import Query
 from sqlalchemy.sql.elements import ColumnElement
 
 from api.deps import SessionDep
 from api.errors import NotFound
 from api.pagination import Key, Order, PageDep, fetch_page
 from api.prepared import Prepared
+from api.routes import resource_router
 from api.routes.events import IncludeReorged, history_page
 from api.schemas import Event, Item, Page, Prompt, not_found
 from api.validation import TEXT_PATTERN, AddressQuery, AssetQuery, id_path
 from indexer import models
 
-router = APIRouter(tags=["prompts"])
+router = resource_router("prompts")
 P = models.TABLES[models.Prompt]
 
 #: Average rating scaled to an integer (micro-stars), identical on both backends, for sorting.

@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from api.deps import SessionDep
 from api.errors import NotFound
 from api.pagination import Key, Order, PageDep, fetch_page
 from api.prepared import Prepared
+from api.routes import resource_router
 from api.schemas import Item, Page, Provider, ProviderDetail, ProviderStatus, not_found
 from api.validation import AddressPath
 from indexer import models
 
-router = APIRouter(tags=["compute"])
+router = resource_router("compute")
 PR = models.TABLES[models.Provider]
 EARN = models.TABLES[models.ProviderEarning]
 

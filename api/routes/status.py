@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from api.deps import SessionDep, SettingsDep
+from api.routes import resource_router
 from api.schemas import Health, Item, Ready, Status
 from indexer.status import IndexerStatus, read_status
 
-router = APIRouter(tags=["operations"])
+router = resource_router("operations")
 
 
 def _status_out(status: IndexerStatus | None) -> dict[str, Any]:

@@ -7,14 +7,15 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from api.feed import FeedReader
 from api.freshness import FreshnessCache
+from api.routes import resource_router
 from api.validation import MAX_INT64
 
-router = APIRouter(tags=["stream"])
+router = resource_router("stream")
 
 #: Reconnection delay suggested to EventSource clients (milliseconds).
 RETRY_MS = 3_000

@@ -103,3 +103,29 @@ def test_serve_hands_uvicorn_the_factory_and_options(
     assert kwargs["timeout_graceful_shutdown"] == GRACEFUL_SHUTDOWN_S
     # The workers build their settings from the same environment.
     assert os.environ["ASCENDNET_DATABASE_URL"] == indexed_sqlite
+
+
+def test_serve_gets_the_compiled_http_parser_and_event_loop() -> None:
+    """uvicorn's defaults ("auto") pick httptools and uvloop when installed (uvicorn[standard]):
+    the pure-Python parser (h11) and asyncio's loop cost about as much CPU as a request."""
+    import uvloop
+    from uvicorn.loops.auto import auto_loop_factory
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    assert AutoHTTPProtocol is HttpToolsProtocol
+    loop = auto_loop_factory()()
+    try:
+        assert isinstance(loop, uvloop.Loop)
+    finally:
+        loop.close()
+
+
+def test_workers_default_to_one_per_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from api.settings import MAX_DEFAULT_WORKERS, ApiSettings
+
+    monkeypatch.delenv("ASCENDNET_API_WORKERS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
+    assert ApiSettings(_env_file=None, env="local").api_workers == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(64)))
+    assert ApiSettings(_env_file=None, env="local").api_workers == MAX_DEFAULT_WORKERS

@@ -27,7 +27,7 @@ WRITES = [
 def test_a_write_through_the_apis_session_fails(api: Api, statement: str) -> None:
     app = api.client.app
     request = SimpleNamespace(app=app, state=SimpleNamespace())
-    session = ReadSession(app.state.engine, request)  # type: ignore[arg-type]
+    session = ReadSession(app.state.reader, request)  # type: ignore[arg-type]
     with pytest.raises(sa.exc.DBAPIError) as failure:
         asyncio.run(session.read(lambda conn: conn.execute(sa.text(statement))))
     assert "read" in str(failure.value).lower()  # "readonly database" / "read-only transaction"
