@@ -12,7 +12,6 @@ from pydantic_settings import NoDecode
 from ascendnet.errors import ConfigError
 from ascendnet.settings import BaseAscendSettings
 
-
 #: The most worker processes `api_workers` defaults to, however many CPUs there are.
 MAX_DEFAULT_WORKERS = 8
 
