@@ -421,6 +421,55 @@ def scenarios(url: str, jobs: int, head: int) -> dict[str, Any]:
     }
 
 
+def explain(url: str, paths: dict[str, str]) -> dict[str, list[tuple[str, str]]]:
+    """The query plan of every statement each path runs: the app is run in this process and
+    the statements are captured as it sends them (Core queries and `api.prepared` ones)."""
+    from fastapi.testclient import TestClient
+
+    from api import prepared
+    from api.main import create_app
+    from api.settings import ApiSettings
+
+    settings = ApiSettings(_env_file=None, env="local", database_url=url, api_rate_limit=0, api_threads=0)
+    app = create_app(settings)
+    captured: list[tuple[str, Any]] = []
+    plain_all = prepared.Prepared.all
+
+    def spy(self: prepared.Prepared, conn: sa.Connection, **params: Any) -> list[prepared.Record]:
+        sql, order, defaults = self._for(conn)
+        values = {**defaults, **params}
+        captured.append((sql, tuple(values[n] for n in order) if order is not None else values))
+        return plain_all(self, conn, **params)
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_rest: Any) -> None:
+        if statement.strip().upper() not in ("BEGIN", "COMMIT", "ROLLBACK"):
+            captured.append((statement, parameters))
+
+    sa.event.listen(app.state.engine, "before_cursor_execute", on_execute)
+    prepared.Prepared.all = spy  # type: ignore[method-assign]
+    plans: dict[str, list[tuple[str, str]]] = {}
+    planner = db.make_engine(url)
+    try:
+        with TestClient(app) as client, planner.connect() as conn:
+            sqlite = conn.dialect.name == "sqlite"
+            for name, path in paths.items():
+                captured.clear()
+                assert client.get(path).status_code == 200, path
+                plans[name] = []
+                for sql, params in captured:
+                    if sqlite:
+                        rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params).all()
+                        plan = "; ".join(str(r[-1]) for r in rows)
+                    else:
+                        rows = conn.exec_driver_sql(f"EXPLAIN {sql}", params).all()
+                        plan = "; ".join(str(r[0]).strip() for r in rows if "->" in r[0] or r is rows[0])
+                    plans[name].append((" ".join(sql.split())[:100], plan))
+    finally:
+        prepared.Prepared.all = plain_all  # type: ignore[method-assign]
+        planner.dispose()
+    return plans
+
+
 def serve(url: str, port: int, workers: int, threads: int, root: Path = REPO) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -541,6 +590,14 @@ def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
                 for t in ("jobs", "prompts", "events")
             }
         engine.dispose()
+        if args.explain:
+            one = {name: make(0).__next__() for name, make in scenarios(url, jobs, head).items()}
+            out["plans"] = explain(url, {n: p for n, p in one.items() if "/health" not in n})
+            for name, plans in out["plans"].items():
+                print(f"{backend}: {name}", file=sys.stderr)
+                for sql, plan in plans:
+                    print(f"    {sql}\n      -> {plan}", file=sys.stderr)
+            return out
         port = free_port()
         proc = serve(url, port, args.workers, args.threads, args.server_root)
         try:
@@ -608,6 +665,11 @@ def main() -> None:
         type=Path,
         default=REPO,
         help="serve from this checkout of the repository (e.g. an older commit, to compare)",
+    )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="print the query plan of each endpoint's statements, measure nothing",
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()

@@ -61,6 +61,11 @@ _ENTITY_EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+#: Decodes an event's arguments with integers kept as exact strings (one decoder for every row:
+#: `json.loads(..., parse_int=str)` builds a new one per call).
+_ARGS = json.JSONDecoder(parse_int=str)
+
+
 def event_out(row: Any) -> dict[str, Any]:
     """One row of the raw event log as an `Event` (integers in args as exact strings)."""
     m = row._mapping
@@ -75,7 +80,7 @@ def event_out(row: Any) -> dict[str, Any]:
         "contract": m["contract"],
         "address": m["address"],
         "event": m["event"],
-        "args": json.loads(m["args"], parse_int=str),
+        "args": _ARGS.decode(m["args"]),
         "orphaned": bool(m["orphaned"]),
         "orphaned_by": m["orphaned_by"],
     }
