@@ -302,22 +302,41 @@ def _wait_for_database(data_dir: Path, indexer: Child, timeout: float = 60.0) ->
 
 
 def _watch(anvil: Anvil, children: list[Child], api_url: str, data_dir: Path) -> None:
-    """Print the compact live status (head, indexed head, jobs by state, agent) when it changes;
-    stop if anything dies."""
+    """Show the compact live status (head, indexed head, jobs by state, agent) until something
+    dies: updated in place on a terminal; otherwise a line whenever jobs or the agent change,
+    and every 30 s (blocks come every second, so a line per block would be noise)."""
+    from rich.live import Live
+    from rich.text import Text
+
     from ascendnet.status import collect, compact
 
     api = ApiView(api_url, timeout=2)
-    last = ""
-    while True:
-        if anvil.process is None or anvil.process.poll() is not None:
-            console.print("[red]anvil exited unexpectedly[/]; see its log")
-            raise typer.Exit(1)
-        for child in children:
-            if not child.alive():
-                console.print(f"[red]{child.name} exited[/]; see {child.log_path}")
+    last_key, last_print = "", 0.0
+    live = (
+        Live(Text(""), console=console, refresh_per_second=2, transient=False)
+        if console.is_terminal
+        else None
+    )
+    try:
+        if live is not None:
+            live.start()
+        while True:
+            if anvil.process is None or anvil.process.poll() is not None:
+                console.print("[red]anvil exited unexpectedly[/]; see its log")
                 raise typer.Exit(1)
-        line = compact(collect(anvil.rpc_url, api, data_dir))
-        if line != last:
-            console.print(line, highlight=False)
-            last = line
-        time.sleep(2)
+            for child in children:
+                if not child.alive():
+                    console.print(f"[red]{child.name} exited[/]; see {child.log_path}")
+                    raise typer.Exit(1)
+            line = compact(collect(anvil.rpc_url, api, data_dir))
+            if live is not None:
+                live.update(Text(line))
+            else:
+                key = line.split(" | jobs: ", 1)[-1]
+                if key != last_key or time.monotonic() - last_print >= 30:
+                    console.print(line, highlight=False)
+                    last_key, last_print = key, time.monotonic()
+            time.sleep(1)
+    finally:
+        if live is not None:
+            live.stop()
