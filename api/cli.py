@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-from typing import Annotated
+import signal
+import socket
+import threading
+import time
+from typing import Annotated, Any
 
 import typer
 
@@ -78,17 +83,90 @@ def serve(
         indexed_head=fresh.indexed_head,
     )
     trusted = settings.api_trusted_proxies
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=settings.api_host,
-        port=settings.api_port,
-        workers=settings.api_workers,
-        proxy_headers=bool(trusted),
-        forwarded_allow_ips=",".join(trusted) if trusted else None,
-        log_level=settings.log_level,
-        access_log=False,
-        server_header=False,
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": settings.api_host,
+        "port": settings.api_port,
+        "proxy_headers": bool(trusted),
+        "forwarded_allow_ips": ",".join(trusted) if trusted else None,
+        "log_level": settings.log_level,
+        "access_log": False,
+        "server_header": False,
         # NOTE: event streams never end on their own; on SIGTERM they get this long to close.
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-    )
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
+    }
+    if settings.api_workers > 1:
+        supervise(options, settings.api_workers)
+    else:
+        uvicorn.run(APP_FACTORY, **options)
+
+
+# ---------------------------------------------------------------- several workers
+
+#: A worker that exits sooner than this after its start failed to start: give up, do not loop.
+STARTUP_S = 10.0
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket on host:port that other processes may bind too (SO_REUSEPORT): the kernel
+    spreads new connections evenly over all of them."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_worker(options: dict[str, Any]) -> None:
+    """One worker process: a uvicorn server on its own listening socket."""
+    import uvicorn
+
+    config = uvicorn.Config(APP_FACTORY, **options)
+    uvicorn.Server(config).run(sockets=[listening_socket(config.host, config.port)])
+
+
+def supervise(options: dict[str, Any], workers: int) -> None:
+    """Run `workers` worker processes until SIGTERM or SIGINT, replacing any that dies.
+
+    NOTE: not uvicorn's own `workers`: its workers share one listening socket, and whichever
+    is awake when connections arrive takes them all (64 clients opened at once split 49 to
+    15 over two workers, and the busier one's queue set the tail latency). Each worker here
+    listens on its own SO_REUSEPORT socket, so the kernel deals connections out evenly.
+    """
+    context = multiprocessing.get_context("spawn")
+    logger = log.get_logger("api")
+
+    def start() -> tuple[Any, float]:
+        proc = context.Process(target=run_worker, args=(options,), name="ascendnet-api-worker")
+        proc.start()
+        return proc, time.monotonic()
+
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    procs = [start() for _ in range(workers)]
+    failed = False
+    try:
+        while not stopping.wait(0.5):
+            for i, (proc, started) in enumerate(procs):
+                if proc.is_alive():
+                    continue
+                if time.monotonic() - started < STARTUP_S:
+                    logger.error("api_worker_failed_to_start", exitcode=proc.exitcode)
+                    failed = True
+                    stopping.set()
+                    break
+                logger.warning("api_worker_replaced", exitcode=proc.exitcode)
+                procs[i] = start()
+    finally:
+        for proc, _ in procs:
+            if proc.is_alive():
+                proc.terminate()  # SIGTERM: uvicorn's graceful shutdown
+        for proc, _ in procs:
+            proc.join(GRACEFUL_SHUTDOWN_S + 10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+    if failed:
+        raise typer.Exit(3)

@@ -83,21 +83,26 @@ def test_serve_hands_uvicorn_the_factory_and_options(
 ) -> None:
     import uvicorn
 
+    from api import cli
     from api.cli import APP_FACTORY, GRACEFUL_SHUTDOWN_S, api_app
 
     calls: list[tuple[tuple[object, ...], dict[str, object]]] = []
     monkeypatch.setattr(uvicorn, "run", lambda *a, **k: calls.append((a, k)))
+    monkeypatch.setattr(cli, "supervise", lambda options, workers: calls.append(((workers,), options)))
     # Logging set-up would bind the runner's captured stderr, closed after the invocation.
     monkeypatch.setattr("ascendnet.log.configure", lambda *a, **k: None)
     # `serve` writes its options into the environment (for the workers): keep that to this test.
     monkeypatch.setattr(os, "environ", {**os.environ, "ASCENDNET_API_TRUSTED_PROXIES": "10.0.0.1"})
-    result = CliRunner().invoke(
-        api_app, ["serve", "--port", "8123", "--database-url", indexed_sqlite, "--workers", "3"]
-    )
-    assert result.exit_code == 0, result.output
-    ((args, kwargs),) = calls
-    assert args == (APP_FACTORY,) and kwargs["factory"] is True
-    assert (kwargs["host"], kwargs["port"], kwargs["workers"]) == ("127.0.0.1", 8123, 3)
+    for workers in ("1", "3"):
+        result = CliRunner().invoke(
+            api_app, ["serve", "--port", "8123", "--database-url", indexed_sqlite, "--workers", workers]
+        )
+        assert result.exit_code == 0, result.output
+    # One worker: uvicorn itself. Several: one uvicorn server per worker process (supervise).
+    (single, kwargs), ((workers_n,), options) = calls
+    assert single == (APP_FACTORY,) and workers_n == 3 and options == kwargs
+    assert kwargs["factory"] is True
+    assert (kwargs["host"], kwargs["port"]) == ("127.0.0.1", 8123)
     assert (kwargs["proxy_headers"], kwargs["forwarded_allow_ips"]) == (True, "10.0.0.1")
     # Streams never end by themselves: a stopping server gives them a bounded grace period.
     assert kwargs["timeout_graceful_shutdown"] == GRACEFUL_SHUTDOWN_S
@@ -129,3 +134,34 @@ def test_workers_default_to_one_per_cpu(monkeypatch: pytest.MonkeyPatch) -> None
     assert ApiSettings(_env_file=None, env="local").api_workers == 2
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(64)))
     assert ApiSettings(_env_file=None, env="local").api_workers == MAX_DEFAULT_WORKERS
+
+
+def test_each_worker_listens_on_its_own_socket_of_the_one_port() -> None:
+    """Several workers: one SO_REUSEPORT socket each on the same port, so the kernel spreads
+    connections over them evenly (one shared socket let a burst of clients land on one)."""
+    from api.cli import listening_socket
+
+    port = free_port()
+    first, second = listening_socket("127.0.0.1", port), listening_socket("127.0.0.1", port)
+    try:
+        assert first.getsockname() == second.getsockname() == ("127.0.0.1", port)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_workers_that_cannot_listen_stop_serve_with_an_error(indexed_sqlite: str) -> None:
+    import socket
+
+    port = free_port()
+    with socket.socket() as taken:  # held without SO_REUSEPORT: no worker can bind the port
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        proc = _serve("--port", str(port), "--database-url", indexed_sqlite, "--workers", "2")
+        try:
+            _out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 3, err
+    assert "api_worker_failed_to_start" in err
