@@ -16,6 +16,10 @@ from ascendnet.settings import BaseAscendSettings
 MAX_DEFAULT_WORKERS = 8
 
 
+#: Read threads per worker on PostgreSQL unless ASCENDNET_API_THREADS says otherwise.
+DEFAULT_PG_THREADS = 8
+
+
 def default_workers() -> int:
     """One worker process per CPU this process may run on, at most `MAX_DEFAULT_WORKERS`."""
     try:
@@ -68,8 +72,10 @@ class ApiSettings(BaseAscendSettings):
     api_stream_keepalive: float = Field(default=15.0, gt=0, le=300)
     #: Connections each worker's pool keeps open to the database.
     api_db_pool_size: int = Field(default=16, ge=1, le=256)
-    #: Worker threads each process runs database reads in; 0 runs them on the event loop.
-    api_threads: int = Field(default=8, ge=0, le=256)
+    #: Worker threads each process runs database reads in; 0 runs them on the event loop (no
+    #: thread hop, but a slow read holds up the worker's other requests). Default: 0 on SQLite
+    #: (a local file, reads of microseconds), 8 on PostgreSQL (round trips to a server).
+    api_threads: int = Field(default=-1, ge=-1, le=256)
 
     @field_validator("api_cors_origins", "api_trusted_proxies", mode="before")
     @classmethod
@@ -89,6 +95,8 @@ class ApiSettings(BaseAscendSettings):
         # only and holds no keys, so it needs no keystore outside local.
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'indexer.sqlite3'}"
+        if self.api_threads < 0:
+            self.api_threads = 0 if self.database_url.startswith("sqlite") else DEFAULT_PG_THREADS
         if self.api_default_limit > self.api_max_limit:
             raise ConfigError(
                 f"ASCENDNET_API_DEFAULT_LIMIT ({self.api_default_limit}) is above ASCENDNET_API_MAX_LIMIT "

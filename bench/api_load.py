@@ -474,7 +474,7 @@ def serve(url: str, port: int, workers: int, threads: int, root: Path = REPO) ->
     env = {
         **os.environ,
         "ASCENDNET_API_RATE_LIMIT": "0",  # the bench is one client IP: no rate limit
-        "ASCENDNET_API_THREADS": str(threads),
+        **({"ASCENDNET_API_THREADS": str(threads)} if threads >= 0 else {}),
         "ASCENDNET_LOG_LEVEL": "warning",
         "ASCENDNET_LOG_FORMAT": "json",
         "ASCENDNET_ENV": "local",
@@ -650,12 +650,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per endpoint")
     parser.add_argument("--warmup", type=float, default=2.0)
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="API worker processes")
     parser.add_argument(
         "--threads",
         type=int,
-        default=0,
-        help="read threads per worker (ASCENDNET_API_THREADS; 0: on the event loop)",
+        default=-1,
+        help="read threads per worker (ASCENDNET_API_THREADS; 0: on the event loop; default: the API's)",
     )
     parser.add_argument(
         "--only", action="append", help="only endpoints whose name contains this (repeatable)"
@@ -688,7 +688,8 @@ def main() -> None:
             results.append(run_backend(backend, args, tmp_path))
     print(
         f"API load: {args.concurrency} clients, {args.seconds:g} s per endpoint, {args.workers} worker(s), "
-        f"{args.threads} read thread(s) each, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+        f"{args.threads if args.threads >= 0 else 'default'} read thread(s) each, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     print(f"{'backend':11} {'endpoint':42} {HEADINGS}")
     for r in results:

@@ -66,3 +66,14 @@ def test_refuses_unsafe_values_outside_local(
 def test_refuses_malformed_values_everywhere(values: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ApiSettings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+def test_reads_run_on_the_event_loop_on_sqlite_in_threads_on_pg(monkeypatch: pytest.MonkeyPatch) -> None:
+    from api.settings import DEFAULT_PG_THREADS
+
+    monkeypatch.delenv("ASCENDNET_API_THREADS", raising=False)
+    pg = "postgresql+psycopg2://api@db/ascendnet"
+    assert _settings(env="local", database_url="sqlite:///indexer.sqlite3").api_threads == 0
+    assert _settings(env="local", database_url=pg).api_threads == DEFAULT_PG_THREADS
+    monkeypatch.setenv("ASCENDNET_API_THREADS", "0")
+    assert _settings(env="local", database_url=pg).api_threads == 0
