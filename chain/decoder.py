@@ -58,6 +58,15 @@ class _Plan:
             r is not None or t in ("string", "bytes")
             for (_, t, _), r in zip(self.plain, self.data_readers, strict=True)
         )
+        #: Field names in ABI order (the order of the event's fields).
+        self.names = tuple(snake(i["name"]) for i in inputs)
+        self.topic_steps = tuple(
+            (name, reader) for (name, _, _), reader in zip(self.indexed, self.topic_readers, strict=True)
+        )
+        self.data_steps = tuple(
+            (name, abi_type, reader, 32 * k)
+            for k, ((name, abi_type, _), reader) in enumerate(zip(self.plain, self.data_readers, strict=True))
+        )
 
 
 class LogDecoder:
@@ -122,10 +131,10 @@ class LogDecoder:
         if len(data) < 32 * len(plan.plain) or any(len(t) != 32 for t in topics):
             return None
         values: dict[str, Any] = {}
-        for (name, _, _), reader, topic in zip(plan.indexed, plan.topic_readers, topics[1:], strict=True):
+        for (name, reader), topic in zip(plan.topic_steps, topics[1:], strict=True):
             values[name] = reader(topic)  # type: ignore[misc]
-        for k, ((name, abi_type, _), reader) in enumerate(zip(plan.plain, plan.data_readers, strict=True)):
-            word = data[32 * k : 32 * k + 32]
+        for name, abi_type, reader, at in plan.data_steps:
+            word = data[at : at + 32]
             if reader is not None:
                 values[name] = reader(word)
                 continue
@@ -140,7 +149,7 @@ class LogDecoder:
                 values[name] = raw.decode() if abi_type == "string" else bytes(raw)
             except UnicodeDecodeError:
                 return None
-        return {snake(i["name"]): values[snake(i["name"])] for i in plan.inputs}
+        return {name: values[name] for name in plan.names}
 
     @staticmethod
     def _slow(plan: _Plan, topics: list[bytes], data: bytes) -> dict[str, Any]:
@@ -149,7 +158,7 @@ class LogDecoder:
             (values[name],) = abi_decode([abi_type], topic)
         for (name, _, _), value in zip(plan.plain, abi_decode(plan.plain_types, data), strict=True):
             values[name] = value
-        return {snake(i["name"]): _normalise(i, values[snake(i["name"])]) for i in plan.inputs}
+        return {name: _normalise(i, values[name]) for name, i in zip(plan.names, plan.inputs, strict=True)}
 
     def decode_all(self, logs: Iterable[Mapping[str, Any]]) -> list[ChainEvent]:
         return [self.decode(log) for log in logs]
@@ -165,6 +174,9 @@ def _normalise(inp: Mapping[str, Any], value: Any) -> Any:
 
 
 def _as_bytes(value: Any) -> bytes:
+    if type(value) is str:
+        # The usual case (JSON-RPC hex): no isinstance chain, no str() copy.
+        return bytes.fromhex(value[2:] if value.startswith("0x") else value)
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
     s = str(value)
