@@ -14,6 +14,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+#: SQLite pages (4 KiB) of WAL after which a commit checkpoints it into the database file.
+WAL_CHECKPOINT_PAGES = 16_384
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -80,6 +82,10 @@ def _sqlite_pragmas(engine: Engine, *, readonly: bool) -> None:
         if not readonly:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoint every 64 MiB of WAL instead of 4 MiB: a backfill transaction writes
+            # megabytes, and each checkpoint costs two fsyncs. Durability is unchanged (WAL and
+            # synchronous=NORMAL: a commit survives a crash of the process, never corrupts).
+            cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.execute("PRAGMA cache_size=-32768")  # 32 MiB per connection

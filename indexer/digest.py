@@ -16,11 +16,14 @@ A row's line is canonical JSON of `[table, value, ...]` in column order; bytes a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -33,6 +36,15 @@ _encoder = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, default=lambda o: "0x" + bytes(o).hex()
 )
 _encode = _encoder.encode
+# NOTE: msgspec writes the very text `_encode` writes for the values lines hold (ints, strings,
+# bools, None, lists; tested): the digests of existing databases stay valid. It runs for every
+# event and every changed row, where the standard library's encoder was a tenth of the fold.
+_fast_encode = msgspec.json.Encoder().encode
+#: Row class -> positions of its bytes fields.
+_BYTES_AT: dict[type[Row], tuple[int, ...]] = {
+    cls: tuple(i for i, f in enumerate(dataclasses.fields(cls)) if str(f.type).startswith("bytes"))
+    for cls in ROW_TYPES
+}
 
 #: Columns of the raw event log that a digest covers (not its store position nor the flag).
 RAW_COLUMNS = (
@@ -51,7 +63,20 @@ RAW_COLUMNS = (
 
 def row_line(row: Row) -> str:
     cls = type(row)
-    return _encode([cls.TABLE, *values_getter(cls)(row)])
+    return _fast_encode([cls.TABLE, *json_values(cls, values_getter(cls)(row))]).decode()
+
+
+def json_values(cls: type[Row], values: tuple[Any, ...]) -> tuple[Any, ...] | list[Any]:
+    """A row's values as JSON-ready: its bytes fields as 0x-hex (what `_encode` does for them);
+    the other fields are ints, strings, bools and None by the models' declared types."""
+    at = _BYTES_AT[cls]
+    if not at:
+        return values
+    out = list(values)
+    for i in at:
+        if out[i] is not None:
+            out[i] = "0x" + bytes(out[i]).hex()
+    return out
 
 
 def raw_line(
@@ -67,12 +92,21 @@ def raw_line(
     args: str,
 ) -> str:
     """The line of one raw event (its RAW_COLUMNS, `args` being its canonical JSON text)."""
-    # NOTE: equal to _encode(["events", chain_id, ..., args]), built by hand because it runs
-    # once per event: the strings are 0x-hex and identifiers, `args` the only free text.
-    return (
-        f'["events",{chain_id},{block_number},{_encode(block_hash)},{block_timestamp},{_encode(tx_hash)},'
-        f"{log_index},{_encode(contract)},{_encode(address)},{_encode(event)},{_encode(args)}]"
-    )
+    return _fast_encode(
+        [
+            "events",
+            chain_id,
+            block_number,
+            block_hash,
+            block_timestamp,
+            tx_hash,
+            log_index,
+            contract,
+            address,
+            event,
+            args,
+        ]
+    ).decode()
 
 
 def chain(prev: str, lines: Iterable[str]) -> str:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import msgspec
 import sqlalchemy as sa
 from eventsourcing.persistence import Tracking
 from sqlalchemy.engine import Connection, Engine
@@ -40,9 +41,8 @@ _WRITERS = {kind: bulk.TableWriter(table, kind.KEY) for kind, table in TABLES.it
 _EVENTS = bulk.TableWriter(models.events, ("id",))
 _DIGESTS = bulk.TableWriter(models.block_digests, ("block_number",))
 RowRef = tuple[type[Row], tuple[Any, ...]]
-_json = json.JSONEncoder(
-    separators=(",", ":"), ensure_ascii=False, sort_keys=True, default=lambda o: "0x" + bytes(o).hex()
-)
+#: Canonical JSON (sorted keys) of plain JSON values: args, row keys, before-images.
+_json = msgspec.json.Encoder(order="sorted")
 
 
 def tracked_position(connection: Connection) -> int:
@@ -333,7 +333,7 @@ class _Batch:
                 keep_undo=event.block_number > self.floor or event.block_hash in self.orphaned,
             )
         block.events += 1
-        args = _json.encode(event.args)
+        args = _json.encode(event.args).decode()
         self.raw.append(
             (
                 nid,
@@ -374,7 +374,7 @@ class _Batch:
                     entry: dict[str, Any] = {
                         "block_number": block.number,
                         "tbl": ref[0].TABLE,
-                        "row_key": _json.encode(list(ref[1])),
+                        "row_key": _json.encode(ref[1]).decode(),
                         "before": None,
                     }
                     if ref in self.cache:
@@ -515,7 +515,10 @@ class _Batch:
 
 def _before_image(row: Row | None) -> str | None:
     """An undo entry's before-image: the row's values in column order, as JSON."""
-    return None if row is None else _json.encode(list(values_getter(type(row))(row)))
+    if row is None:
+        return None
+    cls = type(row)
+    return _json.encode(digest.json_values(cls, values_getter(cls)(row))).decode()
 
 
 def _decode_row(kind: type[Row], before: str) -> dict[str, Any]:

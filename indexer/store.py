@@ -20,14 +20,24 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.utils import get_topic
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder, SQLAlchemyTrackingRecorder
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from chain.provenance import ChainEvent
-from indexer import models
-from indexer.domain import LogIndexed, LogOrphaned, StoreEvent, make_mapper
+from indexer import bulk, models
+from indexer.domain import (
+    LOG_INDEXED_TOPIC,
+    LogIndexed,
+    LogOrphaned,
+    StoreEvent,
+    block_datetime,
+    indexed_state,
+    log_originator_id,
+    make_mapper,
+)
 from indexer.errors import BlockConflict, StoreMismatch, UnknownBlock
 
 EVENTS_TABLE = "stored_events"
@@ -56,25 +66,32 @@ class StoreRecorder(SQLAlchemyApplicationRecorder):
     def _insert_stored_events(
         self, session: Session, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int]:
-        table = self.events_record_cls.__table__
-        self._lock_table(session)
-        if stored_events:
-            session.connection().execute(
-                table.insert(),
-                [
-                    {
-                        "originator_id": e.originator_id,
-                        "originator_version": e.originator_version,
-                        "topic": e.topic,
-                        "state": e.state,
-                    }
-                    for e in stored_events
-                ],
-            )
-            self._notify_channel(session)
+        self.insert_rows(
+            session, [(e.originator_id, e.originator_version, e.topic, e.state) for e in stored_events]
+        )
         # NOTE: notification ids are not returned (RETURNING costs a third of the insert rate);
         # `EventStore` records a lower bound per block instead.
         return []
+
+    def insert_rows(self, session: Session, rows: Sequence[tuple[Any, int, str, bytes]]) -> None:
+        """Insert stored events given as `(originator_id, originator_version, topic, state)`,
+        under the library's table lock, with its NOTIFY: what `insert_events` does, without a
+        `StoredEvent` object or SQLAlchemy's per-value type processing for each event."""
+        table = self.events_record_cls.__table__
+        self._lock_table(session)
+        if not rows:
+            return
+        conn = session.connection()
+        if bulk.raw_driver(conn):
+            # sqlalchemy_utils' UUIDType binds a UUID as its 16 bytes on SQLite and as text on
+            # PostgreSQL (a native uuid column).
+            as_param = _uuid_bytes if conn.dialect.name == "sqlite" else str
+            bulk.insert_columns(
+                conn, table, _EVENT_COLUMNS, [(as_param(u), v, topic, state) for u, v, topic, state in rows]
+            )
+        else:
+            conn.execute(table.insert(), [dict(zip(_EVENT_COLUMNS, r, strict=True)) for r in rows])
+        self._notify_channel(session)
 
     def select_notifications(
         self,
@@ -103,8 +120,24 @@ class StoreRecorder(SQLAlchemyApplicationRecorder):
         inclusive_of_start: bool = True,
     ) -> list[Notification]:
         """`select_notifications` on a given connection (inside the caller's transaction)."""
+        query = self._notifications_query(start, limit, stop, topics, inclusive_of_start)
+        return [
+            Notification(id=r[0], originator_id=_uuid(r[1]), originator_version=r[2], topic=r[3], state=r[4])
+            for r in _rows(connection, query)
+        ]
+
+    def select_rows_on(
+        self, connection: Connection, after: int, limit: int, stop: int | None = None
+    ) -> list[tuple[int, Any, int, str, bytes]]:
+        """The notifications after `after` (up to `stop`) as plain `(id, raw originator id,
+        version, topic, state)` tuples, the originator id as the driver gives it (see `_uuid`)."""
+        return _rows(connection, self._notifications_query(after, limit, stop, (), False))
+
+    def _notifications_query(
+        self, start: int | None, limit: int, stop: int | None, topics: Sequence[str], inclusive_of_start: bool
+    ) -> sa.Select[Any]:
         t = self.events_record_cls.__table__
-        # NOTE: the raw column value, converted below: sqlalchemy_utils' UUIDType result
+        # NOTE: the raw column value, converted by the caller: sqlalchemy_utils' UUIDType result
         # processing costs more than everything else in this query.
         raw_id = sa.type_coerce(t.c.originator_id, sa.types.NullType())
         q = sa.select(t.c.id, raw_id, t.c.originator_version, t.c.topic, t.c.state)
@@ -114,21 +147,29 @@ class StoreRecorder(SQLAlchemyApplicationRecorder):
             q = q.where(t.c.id <= stop)
         if topics:
             q = q.where(t.c.topic.in_(topics))
-        rows = connection.execute(q.order_by(t.c.id).limit(limit)).all()
-        return [
-            Notification(
-                id=r[0],
-                originator_id=_uuid(r[1]),
-                originator_version=r[2],
-                topic=r[3],
-                state=bytes(r[4]) if isinstance(r[4], memoryview) else r[4],
-            )
-            for r in rows
-        ]
+        return q.order_by(t.c.id).limit(limit)
 
     def max_notification_id_on(self, connection: Connection) -> int:
         t = self.events_record_cls.__table__
         return int(connection.execute(sa.select(sa.func.coalesce(sa.func.max(t.c.id), 0))).scalar_one())
+
+
+#: Topic -> class, for the classes `EventStore._to_domain` builds itself (class_version 1).
+_DOMAIN_CLASSES: dict[str, type[LogIndexed | LogOrphaned]] = {
+    get_topic(cls): cls for cls in (LogIndexed, LogOrphaned) if getattr(cls, "class_version", 1) == 1
+}
+_EVENT_COLUMNS = ("originator_id", "originator_version", "topic", "state")
+
+
+def _rows(connection: Connection, query: sa.Select[Any]) -> list[tuple[int, Any, int, str, bytes]]:
+    return [
+        (r[0], r[1], r[2], r[3], bytes(r[4]) if isinstance(r[4], memoryview) else r[4])
+        for r in connection.execute(query)
+    ]
+
+
+def _uuid_bytes(value: uuid.UUID) -> bytes:
+    return value.bytes
 
 
 def _uuid(value: Any) -> uuid.UUID:
@@ -258,7 +299,7 @@ class EventStore:
             head = self._head_on(conn)
             new_refs: list[dict[str, Any]] = []
             revived: list[dict[str, Any]] = []
-            stored: list[StoredEvent] = []
+            stored: list[tuple[uuid.UUID, int, str, bytes]] = []
             after = self.recorder.max_notification_id_on(conn)
             for block, logs in blocks:
                 self._check_logs(block, logs)
@@ -297,11 +338,19 @@ class EventStore:
                 }
                 (new_refs if previous is None else revived).append(ref)
                 canonical[block.number] = block.hash
-                for ev in logs:
-                    li = LogIndexed.from_chain_event(
-                        ev, block_timestamp=block.timestamp, generation=generation
-                    )
-                    stored.append(self.mapper.to_stored_event(li))
+                if logs:
+                    # What mapper.to_stored_event(LogIndexed.from_chain_event(ev, ...)) gives.
+                    version = 2 * generation + 1
+                    iso = block_datetime(block.timestamp).isoformat()
+                    for ev in logs:
+                        stored.append(
+                            (
+                                log_originator_id(ev.chain_id, ev.block_hash, ev.tx_hash, ev.log_index),
+                                version,
+                                LOG_INDEXED_TOPIC,
+                                indexed_state(ev, block_timestamp=block.timestamp, timestamp_iso=iso),
+                            )
+                        )
             if new_refs:
                 conn.execute(t.insert(), new_refs)
             for ref in revived:
@@ -318,7 +367,7 @@ class EventStore:
                     )
                 )
             if stored:
-                self.recorder.insert_events(stored, session=session)
+                self.recorder.insert_rows(session, stored)
             return len(stored)
 
     def set_cursor(self, block: BlockRef) -> None:
@@ -438,11 +487,26 @@ class EventStore:
         self, connection: Connection, after: int, limit: int, stop: int | None = None
     ) -> list[tuple[int, StoreEvent]]:
         """Like `events`, on a given connection; `stop` is the highest position to include."""
-        notifications = self.recorder.select_notifications_on(
-            connection, after, limit, stop, inclusive_of_start=False
-        )
-        to_domain = self.mapper.to_domain_event
-        return [(n.id, cast(StoreEvent, to_domain(n))) for n in notifications]
+        rows = self.recorder.select_rows_on(connection, after, limit, stop)
+        to_domain = self._to_domain
+        return [(r[0], to_domain(r)) for r in rows]
+
+    def _to_domain(self, row: tuple[int, Any, int, str, bytes]) -> StoreEvent:
+        """`mapper.to_domain_event` of a stored row, for our two event classes without the
+        library's per-event bookkeeping (its topic resolution, id convertor lookup, upcasting
+        checks): the same object, built from the same decoded state."""
+        cls = _DOMAIN_CLASSES.get(row[3])
+        state = None if cls is None else self.mapper.transcoder.decode(row[4])
+        if cls is None or state is None or "class_version" in state:
+            notification = Notification(
+                id=row[0], originator_id=_uuid(row[1]), originator_version=row[2], topic=row[3], state=row[4]
+            )
+            return cast(StoreEvent, self.mapper.to_domain_event(notification))
+        state["originator_id"] = _uuid(row[1])
+        state["originator_version"] = row[2]
+        event = object.__new__(cls)
+        object.__setattr__(event, "__dict__", state)
+        return event
 
     def max_position(self) -> int:
         """The highest notification id (0 when the store is empty)."""
