@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from indexer import db, digest, models
+from indexer.gctune import batch_gc
 from indexer.projection import APPLICATION_NAME, DEFAULT_BATCH, Projector, tracked_position
 from indexer.store import projection_tracking
 
@@ -58,7 +59,8 @@ def rebuild(
     reset_read_models(target)
     started = time.perf_counter()
     projector = Projector(target, chain_id, source=engine, batch_events=batch_events)
-    events = projector.run(until=until)
+    with batch_gc():
+        events = projector.run(until=until)
     return RebuildReport(events=events, seconds=time.perf_counter() - started, position=projector.position())
 
 

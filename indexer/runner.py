@@ -28,7 +28,8 @@ from chain.decoder import LogDecoder
 from chain.manifest import Deployment
 from chain.provenance import ChainEvent
 from indexer.errors import BlockConflict, IndexerError
-from indexer.projection import DEFAULT_BATCH, Projector
+from indexer.gctune import batch_gc
+from indexer.projection import DEFAULT_BATCH, Projector, prune_undo
 from indexer.reorg import NodeBehind, Reconciler, Reorged
 from indexer.rpc import FetchedRange, LogSource, RpcUnavailable
 from indexer.status import read_status, write_status
@@ -143,6 +144,8 @@ class Indexer:
         self._node_finalized = -1
         self._pool: ThreadPoolExecutor | None = None
         self._ahead: tuple[int, Future[_Loaded]] | None = None
+        #: Undo entries below this block have been dropped (`_prune_undo`).
+        self._pruned_below = -1
         status = read_status(engine)
         if status is not None and status.finalized_block is not None:
             # The finality floor survives restarts: blocks final before a crash stay final.
@@ -165,7 +168,7 @@ class Indexer:
         reorgs_before = self.reconciler.reorgs
         first = self._stored_head_number()
         self._rate = _Rate()
-        with self._signals(), self._executor():
+        with self._signals(), self._executor(), batch_gc():
             target = self.source.head()
             log.info(
                 "indexer_start",
@@ -241,6 +244,7 @@ class Indexer:
         end = min(node_head, target if target is not None else node_head)
         if start > end:
             projected = self._project()
+            self._prune_undo()
             self._write_status(head)
             return StepResult(
                 projected=projected,
@@ -276,6 +280,7 @@ class Indexer:
         events = fetched.log_count
         self._rate.add(events)
         projected = self._project()
+        self._prune_undo()
         self._write_status(fetched.end_ref)
         return StepResult(
             start=fetched.start,
@@ -321,6 +326,15 @@ class Indexer:
 
     def _project(self) -> int:
         return self.projector.run()
+
+    def _prune_undo(self) -> None:
+        """Drop the undo entries of blocks below the finalized block, once per new finalized
+        block: a reorg never reaches them (one that would stops with ReorgTooDeep), so without
+        this the undo log would grow with the chain."""
+        finalized = self.reconciler.finalized
+        if finalized > self._pruned_below:
+            prune_undo(self.engine, finalized)
+            self._pruned_below = finalized
 
     def _write_status(self, head: BlockRef | None) -> None:
         write_status(

@@ -317,7 +317,8 @@ class TestExactlyOnce:
         clean = scratch("clean")
         index(clean, history.chain_id, history.blocks, batch_events=100_000)
         assert compare(engine, clean).identical
-        assert stored_digests(engine.connect()) == stored_digests(clean.connect())
+        with engine.connect() as a, clean.connect() as b:
+            assert stored_digests(a) == stored_digests(b)
 
     def test_a_batch_never_splits_a_block(self, engine: sa.Engine, history: History) -> None:
         EventStore(engine, history.chain_id).append_blocks(history.blocks)

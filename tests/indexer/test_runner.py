@@ -13,9 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from rich.console import Console
 
 from chain.contracts import Protocol
+from indexer import models
 from indexer import runner as runner_module
 from indexer.rpc import LogSource
 from indexer.runner import Indexer
@@ -162,6 +164,36 @@ class TestRunCommand:
             }
             assert dead.injected["http500"] >= 1
         assert read_models(url) == clean_index(databases, protocol.deployment, chain.url)
+
+
+def test_the_undo_log_is_pruned_below_the_finalized_block(
+    chain: Chain, protocol: Protocol, activity: Activity, databases: Databases
+) -> None:
+    some_activity(activity, chain, rounds=3, per_block=2)
+    url = databases.new()
+    engine = prepared_engine(url)
+    try:
+        # One block a step, two confirmations: finality moves up as the backfill goes, and the
+        # first step (before any finalized block is recorded) keeps undo entries for its block.
+        index_once(
+            url,
+            protocol.deployment,
+            [chain.url],
+            engine=engine,
+            finality="confirmations",
+            confirmations=2,
+            initial_span=1,
+            max_span=1,
+        )
+        finalized = status_of(url).finalized_block
+        with engine.connect() as conn:
+            undo_blocks = set(conn.execute(sa.select(models.undo_log.c.block_number)).scalars())
+    finally:
+        engine.dispose()
+    assert finalized == chain.w3.eth.block_number - 2
+    assert undo_blocks, "the unfinalized blocks keep their undo entries"
+    assert min(undo_blocks) >= finalized
+    assert read_models(url) == clean_index(databases, protocol.deployment, chain.url)
 
 
 def test_progress_bar_on_a_terminal(
