@@ -7,9 +7,10 @@ INDEXER, as the runner does it: typed contract events appended to the event stor
 hand. Job states are mixed (about 60% open, 25% cancelled, 10% assigned, 5% completed), over
 10,000 clients and 500 providers; a fifth of the prompts are listed.
 
-Load: `ascendnet api serve` (uvicorn, `--workers`) on 127.0.0.1 over that database, and 64
-concurrent keep-alive HTTP/1.1 connections from this process (a minimal asyncio client, so the
-client costs little CPU next to the server) for `--seconds` per endpoint after a warm-up:
+Load: `ascendnet api serve --workers N` on 127.0.0.1 over that database (rate limit off: the
+bench is one client IP), and 64 concurrent keep-alive HTTP/1.1 connections from this process (a
+minimal asyncio client on uvloop, so the client costs little CPU next to the server) for
+`--seconds` per endpoint after a warm-up:
 
     /jobs?status=open&limit=50      /jobs/{id}      /accounts/{address}
     /events?from_block=a&to_block=a+49&limit=50
@@ -27,7 +28,10 @@ time the client and the server processes each spent per request (`client us/req`
     .venv/bin/python bench/api_load.py --reuse sqlite:////tmp/ascendnet-api-bench-x/api-bench.sqlite3
 
 `--max-generate-seconds` stops generating early (the report says how many jobs were made);
-`--keep` leaves the generated database in place for `--reuse`.
+`--keep` leaves the generated database in place for `--reuse`, `--generate-only` only makes it.
+`--explain` prints the query plan of every statement each endpoint runs, `--server-root` serves
+from another checkout (before/after comparisons), `--only` picks endpoints. Run measurements
+under `flock /tmp/bench.lock` on a shared machine. Figures: docs/API.md.
 """
 
 from __future__ import annotations
