@@ -143,8 +143,14 @@ def supervise(options: dict[str, Any], workers: int) -> None:
         return proc, time.monotonic()
 
     stopping = threading.Event()
+    interrupted: list[int] = []
+
+    def stop(signum: int, _frame: Any) -> None:
+        interrupted.append(signum)
+        stopping.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopping.set())
+        signal.signal(signum, stop)
     procs = [start() for _ in range(workers)]
     failed = False
     try:
@@ -160,6 +166,12 @@ def supervise(options: dict[str, Any], workers: int) -> None:
                 logger.warning("api_worker_replaced", exitcode=proc.exitcode)
                 procs[i] = start()
     finally:
+        if signal.SIGINT in interrupted:
+            # Ctrl-C reached the workers too (one process group): a second signal would make
+            # uvicorn skip its graceful shutdown, so give them the time it takes first.
+            deadline = time.monotonic() + GRACEFUL_SHUTDOWN_S + 2
+            for proc, _ in procs:
+                proc.join(max(deadline - time.monotonic(), 0))
         for proc, _ in procs:
             if proc.is_alive():
                 proc.terminate()  # SIGTERM: uvicorn's graceful shutdown
