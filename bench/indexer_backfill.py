@@ -8,10 +8,12 @@ head by the runner (`Indexer.run(once=True)`, the code behind `ascendnet indexer
 its own process so the RSS figures are that backend's alone.
 
     .venv/bin/python bench/indexer_backfill.py --events 100000            # both backends
+    .venv/bin/python bench/indexer_backfill.py --events 20000 100000      # RSS does not grow with N
     .venv/bin/python bench/indexer_backfill.py --events 20000 --backend sqlite
 
-Printed per backend: events/s over the whole run, RSS when half the events were indexed and at
-the end, and the peak RSS. Targets (2-core machine): >= 5,000 ev/s SQLite, >= 3,000 ev/s PG,
+Printed per backend and size: events/s over the whole run (wall clock, and per CPU second of the
+indexer process: what a free core would give on a busy machine), RSS when half the events were
+indexed and at the end, and the peak RSS. Targets (2-core machine): >= 5,000 ev/s SQLite, >= 3,000 ev/s PG,
 RSS < 400 MB and not growing with N.
 """
 
@@ -93,7 +95,7 @@ def worker(args: argparse.Namespace) -> None:
     engine = make_engine(args.database_url)
     upgrade(engine)
     process = psutil.Process()
-    total = args.events
+    total = args.events[0]
     samples: dict[str, float] = {}
     seen = 0
 
@@ -114,9 +116,10 @@ def worker(args: argparse.Namespace) -> None:
         initial_span=args.initial_span,
     )
     indexer = Measured(engine=engine, deployment=deployment, source=source, progress=False)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     summary = indexer.run(once=True)
     seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     samples["rss_end_mb"] = process.memory_info().rss / 2**20
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     engine.dispose()
@@ -127,6 +130,7 @@ def worker(args: argparse.Namespace) -> None:
                 "blocks": summary.blocks,
                 "seconds": seconds,
                 "events_per_second": summary.events / seconds,
+                "cpu_seconds": cpu,
                 "peak_rss_mb": peak,
                 **samples,
             }
@@ -159,7 +163,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument(
+        "--events", type=int, nargs="+", default=[100_000], help="one run per size (e.g. 20000 100000)"
+    )
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--per-block", type=int, default=300, help="transactions per block")
     parser.add_argument("--initial-span", type=int, default=50, help="first eth_getLogs range (adapts)")
@@ -172,17 +178,39 @@ def main() -> None:
         worker(args)
         return
 
-    from chain import manifest
-
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     load_before = os.getloadavg()[0]
+    rows: list[tuple[int, str, dict[str, Any]]] = []
+    for n in sorted(set(args.events)):
+        results = run_size(n, backends, args)
+        rows += [(n, backend, r) for backend, r in results.items()]
+
+    print()
+    print(f"indexer backfill benchmark: events from anvil, {os.cpu_count()} CPUs")
+    print(
+        f"{'backend':<11} {'events':>8} {'blocks':>7} {'seconds':>8} {'ev/s':>8} {'ev/CPU s':>9} "
+        f"{'RSS@N/2 MB':>11} {'RSS@N MB':>9} {'peak RSS MB':>12}"
+    )
+    for _, backend, r in sorted(rows, key=lambda x: (x[1], x[0])):
+        print(
+            f"{backend:<11} {r['events']:>8,} {r['blocks']:>7,} {r['seconds']:>8.1f} "
+            f"{r['events_per_second']:>8,.0f} {r['events'] / r['cpu_seconds']:>9,.0f} "
+            f"{r.get('rss_half_mb', 0):>11.0f} {r['rss_end_mb']:>9.0f} {r['peak_rss_mb']:>12.0f}"
+        )
+    print(f"load average (1 min): {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
+
+
+def run_size(n: int, backends: list[str], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Generate `n` events on a fresh anvil and index them into each backend (one process each)."""
+    from chain import manifest
+
     with tempfile.TemporaryDirectory(prefix="ascendnet-bench-") as tmp:
         workdir = Path(tmp)
-        print(f"generating {args.events:,} events on anvil ({args.per_block} transactions a block) ...")
-        node, deployment, gen_seconds = generate(args.events, args.per_block, workdir)
+        print(f"generating {n:,} events on anvil ({args.per_block} transactions a block) ...")
+        node, deployment, gen_seconds = generate(n, args.per_block, workdir)
         try:
             manifest_path = manifest.write(deployment, workdir / "manifest.json")
-            head = int(node.rpc_url and _head(node.rpc_url))
+            head = _head(node.rpc_url)
             print(f"generated in {gen_seconds:.1f}s: blocks {deployment.deploy_block}..{head}")
             results: dict[str, dict[str, Any]] = {}
             for backend in backends:
@@ -197,7 +225,7 @@ def main() -> None:
                         __file__,
                         "--worker",
                         "--events",
-                        str(args.events),
+                        str(n),
                         "--database-url",
                         url,
                         "--rpc-url",
@@ -207,7 +235,7 @@ def main() -> None:
                         "--initial-span",
                         str(args.initial_span),
                     ]
-                    print(f"indexing into {backend} ...", flush=True)
+                    print(f"indexing {n:,} events into {backend} ...", flush=True)
                     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
                     if done.returncode != 0:
                         raise SystemExit(f"{backend} worker failed:\n{done.stderr[-4000:]}")
@@ -217,25 +245,7 @@ def main() -> None:
                         drop()
         finally:
             node.stop()
-
-    cpus = os.cpu_count()
-    print()
-    print(f"indexer backfill benchmark: {args.events:,} events from anvil, {cpus} CPUs")
-    header = (
-        f"{'backend':<11} {'events':>8} {'blocks':>7} {'seconds':>8} {'ev/s':>8} "
-        f"{'RSS@N/2 MB':>11} {'RSS@N MB':>9} {'peak RSS MB':>12}"
-    )
-    print(header)
-    for backend, r in results.items():
-        print(
-            f"{backend:<11} {r['events']:>8,} {r['blocks']:>7,} {r['seconds']:>8.1f} "
-            f"{r['events_per_second']:>8,.0f} {r.get('rss_half_mb', 0):>11.0f} {r['rss_end_mb']:>9.0f} "
-            f"{r['peak_rss_mb']:>12.0f}"
-        )
-    print(
-        f"generation: {gen_seconds:.1f}s; load average (1 min): {load_before:.1f} before, "
-        f"{os.getloadavg()[0]:.1f} after"
-    )
+    return results
 
 
 def _head(rpc_url: str) -> int:

@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from chain import events as E  # noqa: E402
 from chain.provenance import ChainEvent  # noqa: E402
 from indexer import db  # noqa: E402
+from indexer.gctune import batch_gc  # noqa: E402
 from indexer.projection import Projector, prune_undo  # noqa: E402
 from indexer.rebuild import rebuild  # noqa: E402
 from indexer.status import write_status  # noqa: E402
@@ -404,7 +405,9 @@ def child(args: argparse.Namespace) -> None:
             url, admin = _pg_database()
         try:
             run = run_backfill if args.phase == "backfill" else run_backend
-            print(json.dumps(run(url, args.events, args.per_block, args.unfinalized)))
+            # The collector settings `indexer run` and `rebuild` use (indexer/gctune.py).
+            with batch_gc():
+                print(json.dumps(run(url, args.events, args.per_block, args.unfinalized)))
         finally:
             if admin is not None:
                 _drop_pg(url, admin)
