@@ -31,8 +31,7 @@ def require(component: str, why: str) -> None:
     """A component an integration test needs is missing: fail under CI=true, where a missing
     component means a broken install step that a skip would hide; skip elsewhere."""
     message = (
-        f"{component} is not available ({why}). "
-        "`make setup` installs it and scripts/services.sh starts it."
+        f"{component} is not available ({why}). `make setup` installs it and scripts/services.sh starts it."
     )
     if IN_CI:
         pytest.fail(message)

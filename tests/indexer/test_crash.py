@@ -95,7 +95,7 @@ class TestCrashSafety:
                 while "indexer_start" not in log_path.read_text() and proc.poll() is None:
                     assert time.monotonic() < deadline, log_path.read_text()
                     time.sleep(0.02)
-                # Short delays: a run indexes ~1,000 events/s, so eight kills stay inside the backfill.
+                # Short delays, so that eight kills stay inside the ~80-block backfill.
                 time.sleep(rng.uniform(0.0, 0.2))
                 if proc.poll() is None:
                     os.kill(proc.pid, signal.SIGKILL)
@@ -108,7 +108,9 @@ class TestCrashSafety:
             if proc.returncode == 0:
                 # A fast machine may finish the backfill early; the kills so far still count, but
                 # too few of them would leave the test proving little.
-                assert kills >= KILLS // 2, f"finished after only {kills} kills: " + log_path.read_text()[-3000:]
+                assert kills >= KILLS // 2, (
+                    f"finished after only {kills} kills: " + log_path.read_text()[-3000:]
+                )
                 break
             assert proc.returncode == -signal.SIGKILL, log_path.read_text()[-3000:]
 
