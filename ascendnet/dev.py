@@ -24,6 +24,7 @@ from eth_account import Account
 from rich.console import Console
 
 from ascendnet.apiview import ApiView
+from ascendnet.processes import stop_process
 from ascendnet.prompts.seller_keys import SellerKeyStore
 from chain import manifest
 from chain.anvil import Anvil, dev_accounts
@@ -78,16 +79,8 @@ class Child:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, timeout: float = 15.0) -> None:
-        proc = self.process
-        if proc is not None and proc.poll() is None:
-            try:
-                os.kill(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=timeout)
-            except ProcessLookupError:
-                pass
+        if self.process is not None:
+            stop_process(self.process, timeout=timeout)
         if self._log is not None:
             self._log.close()
 
@@ -308,9 +301,9 @@ def _watch(anvil: Anvil, children: list[Child], api_url: str, data_dir: Path) ->
     from rich.live import Live
     from rich.text import Text
 
-    from ascendnet.status import collect, compact
+    from ascendnet.status import Prober, compact
 
-    api = ApiView(api_url, timeout=2)
+    prober = Prober(anvil.rpc_url, ApiView(api_url, timeout=2), data_dir)
     last_key, last_print = "", 0.0
     live = (
         Live(Text(""), console=console, refresh_per_second=2, transient=False)
@@ -328,7 +321,7 @@ def _watch(anvil: Anvil, children: list[Child], api_url: str, data_dir: Path) ->
                 if not child.alive():
                     console.print(f"[red]{child.name} exited[/]; see {child.log_path}")
                     raise typer.Exit(1)
-            line = compact(collect(anvil.rpc_url, api, data_dir))
+            line = compact(prober.snapshot())
             if live is not None:
                 live.update(Text(line))
             else:
@@ -338,5 +331,6 @@ def _watch(anvil: Anvil, children: list[Child], api_url: str, data_dir: Path) ->
                     last_key, last_print = key, time.monotonic()
             time.sleep(1)
     finally:
+        prober.close()
         if live is not None:
             live.stop()

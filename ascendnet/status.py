@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import psutil
+import sqlalchemy as sa
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.engine import Engine
+from web3 import Web3
 
 from ascendnet.apiview import DEFAULT_API_URL, ApiUnavailable, ApiView
 
@@ -44,15 +47,16 @@ class Snapshot:
         return {**asdict(self), "healthy": self.healthy}
 
 
-def probe_chain(rpc_url: str) -> dict[str, Any]:
-    from chain.rpc import connect
-
+def probe_chain(w3: Web3, rpc_url: str) -> dict[str, Any]:
     try:
-        w3 = connect(rpc_url)
         return {"up": True, "rpc_url": rpc_url, "chain_id": w3.eth.chain_id, "head": w3.eth.block_number}
     except Exception as exc:  # noqa: BLE001 - any failure means the node is not usable
-        # The first clause names the problem; the rest is the HTTP library's chain of causes.
-        return {"up": False, "rpc_url": rpc_url, "error": str(exc).split(" (")[0]}
+        return _chain_down(rpc_url, exc)
+
+
+def _chain_down(rpc_url: str, exc: Exception) -> dict[str, Any]:
+    # The first clause names the problem; the rest is the HTTP library's chain of causes.
+    return {"up": False, "rpc_url": rpc_url, "error": str(exc).split(" (")[0]}
 
 
 def probe_api(api: ApiView) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -83,26 +87,14 @@ def probe_agent(status_file: Path) -> dict[str, Any]:
     return {**doc, "running": running, "age_seconds": round(age, 1), "why": why}
 
 
-def jobs_by_state(database_url: str | None) -> dict[str, int] | None:
-    """Jobs per state from the read models, opened read-only; None when they cannot be read."""
-    if database_url is None:
-        return None
-    import sqlalchemy as sa
-
-    from indexer.db import make_readonly_engine
-
-    try:
-        engine = make_readonly_engine(database_url)
-    except Exception:  # noqa: BLE001 - a missing file or server: report nothing
-        return None
+def jobs_by_state(engine: Engine) -> dict[str, int] | None:
+    """Jobs per state from the read models; None when they cannot be read (not created yet)."""
     try:
         with engine.connect() as conn:
             rows = conn.execute(sa.text("SELECT state, COUNT(*) FROM jobs GROUP BY state")).all()
         return {str(state): int(n) for state, n in sorted(rows)}
     except sa.exc.SQLAlchemyError:
         return None
-    finally:
-        engine.dispose()
 
 
 def default_database_url(data_dir: Path) -> str | None:
@@ -110,15 +102,63 @@ def default_database_url(data_dir: Path) -> str | None:
     return f"sqlite:///{path.resolve()}" if path.exists() else None
 
 
+@dataclass
+class Prober:
+    """Probes one stack, keeping its chain connection and its read-only database engine between
+    snapshots (`ascendnet dev` takes one a second)."""
+
+    rpc_url: str
+    api: ApiView
+    data_dir: Path
+    database_url: str | None = None
+    _w3: Web3 | None = field(default=None, repr=False)
+    _engine: Engine | None = field(default=None, repr=False)
+
+    def snapshot(self) -> Snapshot:
+        api_part, indexer_part = probe_api(self.api)
+        return Snapshot(
+            chain=self._chain(),
+            indexer=indexer_part,
+            api=api_part,
+            agent=probe_agent(self.data_dir / "agent-status.json"),
+            jobs_by_state=self._jobs(),
+        )
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def _chain(self) -> dict[str, Any]:
+        from chain.rpc import connect
+
+        try:
+            if self._w3 is None:
+                self._w3 = connect(self.rpc_url)
+        except Exception as exc:  # noqa: BLE001 - any failure means the node is not usable
+            return _chain_down(self.rpc_url, exc)
+        return probe_chain(self._w3, self.rpc_url)
+
+    def _jobs(self) -> dict[str, int] | None:
+        if self._engine is None:
+            url = self.database_url or default_database_url(self.data_dir)
+            if url is None:  # dev's SQLite file is not there yet
+                return None
+            from indexer.db import make_readonly_engine
+
+            try:
+                self._engine = make_readonly_engine(url)
+            except Exception:  # noqa: BLE001 - a missing file or server: report nothing
+                return None
+        return jobs_by_state(self._engine)
+
+
 def collect(rpc_url: str, api: ApiView, data_dir: Path, database_url: str | None = None) -> Snapshot:
-    api_part, indexer_part = probe_api(api)
-    return Snapshot(
-        chain=probe_chain(rpc_url),
-        indexer=indexer_part,
-        api=api_part,
-        agent=probe_agent(data_dir / "agent-status.json"),
-        jobs_by_state=jobs_by_state(database_url or default_database_url(data_dir)),
-    )
+    """One snapshot (`ascendnet status`)."""
+    prober = Prober(rpc_url, api, data_dir, database_url)
+    try:
+        return prober.snapshot()
+    finally:
+        prober.close()
 
 
 def compact(s: Snapshot) -> str:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
+import functools
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from pathlib import Path
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from ascendnet.processes import stop_process
 from ascendnet.toolchain import find_tool
 from chain.errors import RpcError
 from chain.rpc import ANVIL_CHAIN_ID
@@ -23,8 +23,15 @@ DEV_BALANCE_ETH = 10_000
 
 def dev_accounts(count: int = 10) -> list[LocalAccount]:
     """The funded accounts of a default anvil chain (public keys: never use on a real network)."""
+    return [_dev_account(i) for i in range(count)]
+
+
+@functools.cache
+def _dev_account(index: int) -> LocalAccount:
+    # NOTE: cached: deriving from the mnemonic costs tens of milliseconds an account.
     Account.enable_unaudited_hdwallet_features()
-    return [Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(count)]
+    account: LocalAccount = Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+    return account
 
 
 @dataclass
@@ -103,17 +110,8 @@ class Anvil:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (anvil dumps --state on it), then SIGKILL if it does not exit."""
-        proc = self.process
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            os.kill(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=timeout)
-        except ProcessLookupError:
-            pass
+        if self.process is not None:
+            stop_process(self.process, timeout=timeout)
 
     def __enter__(self) -> Anvil:
         return self.start()

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
+from ascendnet.processes import stop_process  # noqa: F401 - tests import it from here
 from chain.anvil import Anvil, dev_accounts
 from chain.contracts import Protocol
 from chain.deploy import DeployOptions, ProtocolParams, deploy
@@ -42,19 +40,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-    """Stop a process this test started: `sig`, then SIGKILL if it has not exited in `timeout`
-    seconds. Returns its exit status."""
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return int(proc.returncode)
 
 
 @pytest.fixture(scope="session")
