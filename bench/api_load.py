@@ -67,27 +67,13 @@ from indexer import db  # noqa: E402
 from indexer.projection import Projector  # noqa: E402
 from indexer.status import write_status  # noqa: E402
 from indexer.store import BlockRef, EventStore  # noqa: E402
+from tests.indexer.synthetic import CHAIN_ID, COMPUTE, MARKET, NATIVE, PARAMS  # noqa: E402
 
-CHAIN_ID = 31337
-NATIVE = "0x0000000000000000000000000000000000000000"
-COMPUTE = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
-MARKET = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
 PG_ADMIN_URL = os.environ.get(
     "ASCENDNET_TEST_PG_URL", "postgresql+psycopg2://ascendnet:ascendnet@127.0.0.1:5432/ascendnet"
 )
 CLIENTS, PROVIDERS, CREATORS = 10_000, 500, 5_000
 ETH = 10**18
-PARAMS = {
-    "min_stake": ETH,
-    "unbonding_delay": 60,
-    "slash_bps": 1000,
-    "challenge_window": 5,
-    "arbiter_timeout": 300,
-    "accept_window": 300,
-    "min_execution_timeout": 10,
-    "max_execution_timeout": 86_400,
-    "max_bid_window": 86_400,
-}
 
 
 def address(kind: str, i: int) -> str:

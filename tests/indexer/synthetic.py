@@ -6,6 +6,7 @@ import hashlib
 from typing import Any
 
 from chain import events as E
+from chain.deploy import ProtocolParams
 from chain.provenance import ChainEvent
 from indexer.store import BlockRef
 
@@ -17,17 +18,8 @@ CLIENT = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 PROVIDER = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
 TREASURY = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"
 ETH = 10**18
-PARAMS = {
-    "min_stake": ETH,
-    "unbonding_delay": 60,
-    "slash_bps": 1000,
-    "challenge_window": 5,
-    "arbiter_timeout": 300,
-    "accept_window": 300,
-    "min_execution_timeout": 10,
-    "max_execution_timeout": 86_400,
-    "max_bid_window": 86_400,
-}
+#: ComputeRental's params as its ParamsUpdated event carries them: the local dev chain's.
+PARAMS = ProtocolParams.local().model_dump(exclude={"delivery_window"})
 
 
 def block_hash(number: int, branch: str = "") -> str:
