@@ -333,38 +333,21 @@ class _Batch:
                 keep_undo=event.block_number > self.floor or event.block_hash in self.orphaned,
             )
         block.events += 1
-        args = _json.encode(event.args).decode()
-        self.raw.append(
-            (
-                nid,
-                event.chain_id,
-                event.block_number,
-                event.block_hash,
-                event.block_timestamp,
-                event.tx_hash,
-                event.log_index,
-                event.contract,
-                event.address,
-                event.event,
-                args,
-                False,
-                None,
-            )
+        # The raw event row and its digest line share these fields, in this order.
+        line = (
+            event.chain_id,
+            event.block_number,
+            event.block_hash,
+            event.block_timestamp,
+            event.tx_hash,
+            event.log_index,
+            event.contract,
+            event.address,
+            event.event,
+            _json.encode(event.args).decode(),
         )
-        block.raw_lines.append(
-            digest.raw_line(
-                event.chain_id,
-                event.block_number,
-                event.block_hash,
-                event.block_timestamp,
-                event.tx_hash,
-                event.log_index,
-                event.contract,
-                event.address,
-                event.event,
-                args,
-            )
-        )
+        self.raw.append((nid, *line, False, None))  # not orphaned, by no reorg
+        block.raw_lines.append(digest.raw_line(*line))
         self.undone_to = None
         for row in folds.apply(self, event):
             ref: RowRef = (type(row), row.key())
