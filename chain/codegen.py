@@ -1,5 +1,6 @@
-"""Generates chain/events.py, one typed frozen dataclass per contract event, from the shipped
-ABIs. `make contracts` runs it; tests/chain/test_artifacts.py fails when it is stale."""
+"""Generates chain/events.py from the shipped ABIs: one typed frozen dataclass per contract
+event, and one TypedDict of its arguments as the indexer stores them (`ChainEvent.args()`).
+`make contracts` runs it; tests/chain/test_artifacts.py fails when it is stale."""
 
 from __future__ import annotations
 
@@ -32,6 +33,12 @@ def py_type(abi_type: str) -> str:
     if abi_type == "tuple":
         return "dict[str, Any]"
     return _PY_TYPES[abi_type]
+
+
+def stored_type(abi_type: str) -> str:
+    """The type of an argument in `ChainEvent.args()`: bytes become 0x-hex text."""
+    kind = py_type(abi_type)
+    return "str" if kind == "bytes" else kind
 
 
 def canonical_type(inp: dict[str, Any]) -> str:
@@ -75,7 +82,7 @@ def render() -> str:
         "from __future__ import annotations",
         "",
         "from dataclasses import dataclass",
-        "from typing import Any, ClassVar",
+        "from typing import Any, ClassVar, TypedDict",
         "",
         "from chain.provenance import ChainEvent",
         "",
@@ -97,6 +104,15 @@ def render() -> str:
         ]
         for inp in entry["inputs"]:
             lines.append(f"    {snake(inp['name'])}: {py_type(inp['type'])}")
+        lines += [
+            "",
+            "",
+            f"class {name}Args(TypedDict):",
+            f'    """`{name}.args()`: its own fields as stored, bytes as 0x-hex."""',
+            "",
+        ]
+        for inp in entry["inputs"]:
+            lines.append(f"    {snake(inp['name'])}: {stored_type(inp['type'])}")
         lines.append("")
     lines += [
         "",
@@ -108,7 +124,7 @@ def render() -> str:
     ]
     # NOTE: classes are separated by exactly two blank lines, as ruff/black would format them.
     text = "\n".join(lines)
-    text = re.sub(r"\n{3,}(?=@dataclass|#: Every)", "\n\n\n", text)
+    text = re.sub(r"\n{3,}(?=@dataclass|class |#: Every)", "\n\n\n", text)
     return text
 
 

@@ -6,7 +6,7 @@ Regenerate with `make contracts`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 from chain.provenance import ChainEvent
 
@@ -18,6 +18,14 @@ class Approval(ChainEvent):
     NAME: ClassVar[str] = "Approval"
     SIGNATURE: ClassVar[str] = "Approval(address,address,uint256)"
     CONTRACTS: ClassVar[tuple[str, ...]] = ('PromptMarketplace',)
+
+    owner: str
+    approved: str
+    token_id: int
+
+
+class ApprovalArgs(TypedDict):
+    """`Approval.args()`: its own fields as stored, bytes as 0x-hex."""
 
     owner: str
     approved: str
@@ -37,6 +45,14 @@ class ApprovalForAll(ChainEvent):
     approved: bool
 
 
+class ApprovalForAllArgs(TypedDict):
+    """`ApprovalForAll.args()`: its own fields as stored, bytes as 0x-hex."""
+
+    owner: str
+    operator: str
+    approved: bool
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AssetAllowanceSet(ChainEvent):
     """ComputeRental / PromptMarketplace: `AssetAllowanceSet(address,bool)`."""
@@ -49,6 +65,13 @@ class AssetAllowanceSet(ChainEvent):
     allowed: bool
 
 
+class AssetAllowanceSetArgs(TypedDict):
+    """`AssetAllowanceSet.args()`: its own fields as stored, bytes as 0x-hex."""
+
+    asset: str
+    allowed: bool
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BidPlaced(ChainEvent):
     """ComputeRental: `BidPlaced(uint256,address,uint256)`."""
@@ -56,6 +79,14 @@ class BidPlaced(ChainEvent):
     NAME: ClassVar[str] = "BidPlaced"
     SIGNATURE: ClassVar[str] = "BidPlaced(uint256,address,uint256)"
     CONTRACTS: ClassVar[tuple[str, ...]] = ('ComputeRental',)
+
+    job_id: int
+    provider: str
+    price: int
+
+
+class BidPlacedArgs(TypedDict):
+    """`BidPlaced.args()`: its own fields as stored, bytes as 0x-hex."""
 
     job_id: int
     provider: str
@@ -75,6 +106,14 @@ class Credited(ChainEvent):
     amount: int
 
 
+class CreditedArgs(TypedDict):
+    """`Credited.args()`: its own fields as stored, bytes as 0x-hex."""
+
+    account: str
+    asset: str
+    amount: int
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeliveryWindowUpdated(ChainEvent):
     """PromptMarketplace: `DeliveryWindowUpdated(uint64)`."""
@@ -86,6 +125,12 @@ class DeliveryWindowUpdated(ChainEvent):
     delivery_window: int
 
 
+class DeliveryWindowUpdatedArgs(TypedDict):
+    """`DeliveryWindowUpdated.args()`: its own fields as stored, bytes as 0x-hex."""
+
+    delivery_window: int
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DisputeResolved(ChainEvent):
     """ComputeRental: `DisputeResolved(uint256,address,uint16,uint256,uint256,uint256)`."""
@@ -93,6 +138,17 @@ class DisputeResolved(ChainEvent):
     NAME: ClassVar[str] = "DisputeResolved"
     SIGNATURE: ClassVar[str] = "DisputeResolved(uint256,address,uint16,uint256,uint256,uint256)"
     CONTRACTS: ClassVar[tuple[str, ...]] = ('ComputeRental',)
+
+    job_id: int
+    arbiter: str
+    provider_bps: int
+    provider_payout: int
+    fee: int
+    client_refund: int
+
+
+class DisputeResolvedArgs(TypedDict):
+    """`DisputeResolved.args()`: its own fields as stored, bytes as 0x-hex."""
 
     job_id: int
     arbiter: str
@@ -114,6 +170,13 @@ class DisputeTimedOut(ChainEvent):
     refund: int
 
 
+class DisputeTimedOutArgs(TypedDict):
+    """`DisputeTimedOut.args()`: its own fields as stored, bytes as 0x-hex."""
+
+    job_id: int
+    refund: int
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FeeCharged(ChainEvent):
     """ComputeRental / PromptMarketplace: `FeeCharged(address,address,uint256)`."""
@@ -121,6 +184,14 @@ class FeeCharged(ChainEvent):
     NAME: ClassVar[str] = "FeeCharged"
     SIGNATURE: ClassVar[str] = "FeeCharged(address,address,uint256)"
     CONTRACTS: ClassVar[tuple[str, ...]] = ('ComputeRental', 'PromptMarketplace')
+
+    asset: str
+    treasury: str
+    amount: int
+
+
+class FeeChargedArgs(TypedDict):
+    """`FeeCharged.args()`: its own fields as stored, bytes as 0x-hex."""
 
     asset: str
     treasury: str
@@ -142,6 +213,16 @@ class JobAssigned(ChainEvent):
     execution_deadline: int
 
 
+class JobAssignedArgs(TypedDict):
+    """`JobAssigned.args()`: its own fields as stored, bytes as 0x-hex."""
+
+    job_id: int
+    provider: str
+    price: int
+    refund: int
+    execution_deadline: int
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobCancelled(ChainEvent):
     """ComputeRental: `JobCancelled(uint256,uint256)`."""
@@ -154,6 +235,13 @@ class JobCancelled(ChainEvent):
     refund: int
 
 
+class JobCancelledArgs(TypedDict):
+    """`JobCancelled.args()`: its own fields as stored, bytes as 0x-hex."""
+
+    job_id: int
+    refund: int
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobCompleted(ChainEvent):
     """ComputeRental: `JobCompleted(uint256,address,uint256,uint256,bool)`."""
@@ -161,6 +249,16 @@ class JobCompleted(ChainEvent):
     NAME: ClassVar[str] = "JobCompleted"
     SIGNATURE: ClassVar[str] = "JobCompleted(uint256,address,uint256,uint256,bool)"
     CONTRACTS: ClassVar[tuple[str, ...]] = ('ComputeRental',)
+
+    job_id: int
+    provider: str
+    payout: int
+    fee: int
+    by_client: bool
+
+
+class JobCompletedArgs(TypedDict):
+    """`JobCompleted.args()`: its own fields as stored, bytes as 0x-hex."""
 
     job_id: int
     provider: str
@@ -183,6 +281,15 @@ class JobDisputed(ChainEvent):
     dispute_deadline: int
 
 
+class JobDisputedArgs(TypedDict):
+    """`JobDisputed.args()`: its own fields as stored, bytes as 0x-hex."""
+
+    job_id: int
+    client: str
+    reason_cid: str
+    dispute_deadline: int
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobExpired(ChainEvent):
     """ComputeRental: `JobExpired(uint256,uint256)`."""
@@ -195,6 +302,13 @@ class JobExpired(ChainEvent):
     refund: int
 
 
+class JobExpiredArgs(TypedDict):
+    """`JobExpired.args()`: its own fields as stored, bytes as 0x-hex."""
+
+    job_id: int
+    refund: int
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobFailed(ChainEvent):
     """ComputeRental: `JobFailed(uint256,address,uint256,uint256)`."""
@@ -202,6 +316,15 @@ class JobFailed(ChainEvent):
     NAME: ClassVar[str] = "JobFailed"
     SIGNATURE: ClassVar[str] = "JobFailed(uint256,address,uint256,uint256)"
     CONTRACTS: ClassVar[tuple[str, ...]] = ('ComputeRental',)
+
+    job_id: int
+    provider: str
+    refund: int
+    slashed: int
+
+
+class JobFailedArgs(TypedDict):
+    """`JobFailed.args()`: its own fields as stored, bytes as 0x-hex."""
 
     job_id: int
     provider: str
@@ -227,6 +350,19 @@ class JobPosted(ChainEvent):
     execution_timeout: int
 
 
+class JobPostedArgs(TypedDict):
+    """`JobPosted.args()`: its own fields as stored, bytes as 0x-hex."""
+
+    job_id: int
+    client: str
+    asset: str
+    amount: int
+    spec_hash: str
+    spec_cid: str
+    bid_deadline: int
+    execution_timeout: int
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KeyDelivered(ChainEvent):
     """PromptMarketplace: `KeyDelivered(uint256,uint256,address,address,bytes,uint256,uint256)`."""
@@ -244,6 +380,18 @@ class KeyDelivered(ChainEvent):
     fee: int
 
 
+class KeyDeliveredArgs(TypedDict):
+    """`KeyDelivered.args()`: its own fields as stored, bytes as 0x-hex."""
+
+    license_id: int
+    token_id: int
+    buyer: str
+    seller: str
+    encrypted_key: str
+    seller_proceeds: int
+    fee: int
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LicensePurchased(ChainEvent):
     """PromptMarketplace: `LicensePurchased(uint256,uint256,address,address,address,uint256,uint64)`."""
@@ -251,6 +399,18 @@ class LicensePurchased(ChainEvent):
     NAME: ClassVar[str] = "LicensePurchased"
     SIGNATURE: ClassVar[str] = "LicensePurchased(uint256,uint256,address,address,address,uint256,uint64)"
     CONTRACTS: ClassVar[tuple[str, ...]] = ('PromptMarketplace',)
+
+    license_id: int
+    token_id: int
+    buyer: str
+    seller: str
+    asset: str
+    price: int
+    delivery_deadline: int
+
+
+class LicensePurchasedArgs(TypedDict):
+    """`LicensePurchased.args()`: its own fields as stored, bytes as 0x-hex."""
 
     license_id: int
     token_id: int
@@ -275,6 +435,15 @@ class LicenseRefunded(ChainEvent):
     refund: int
 
 
+class LicenseRefundedArgs(TypedDict):
+    """`LicenseRefunded.args()`: its own fields as stored, bytes as 0x-hex."""
+
+    license_id: int
+    token_id: int
+    buyer: str
+    refund: int
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LicenseTermsSet(ChainEvent):
     """PromptMarketplace: `LicenseTermsSet(uint256,address,uint256)`."""
@@ -282,6 +451,14 @@ class LicenseTermsSet(ChainEvent):
     NAME: ClassVar[str] = "LicenseTermsSet"
     SIGNATURE: ClassVar[str] = "LicenseTermsSet(uint256,address,uint256)"
     CONTRACTS: ClassVar[tuple[str, ...]] = ('PromptMarketplace',)
+
+    token_id: int
+    asset: str
+    price: int
+
+
+class LicenseTermsSetArgs(TypedDict):
+    """`LicenseTermsSet.args()`: its own fields as stored, bytes as 0x-hex."""
 
     token_id: int
     asset: str
@@ -300,6 +477,13 @@ class ListingCancelled(ChainEvent):
     seller: str
 
 
+class ListingCancelledArgs(TypedDict):
+    """`ListingCancelled.args()`: its own fields as stored, bytes as 0x-hex."""
+
+    token_id: int
+    seller: str
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ParamsUpdated(ChainEvent):
     """ComputeRental: `ParamsUpdated((uint256,uint64,uint16,uint64,uint64,uint64,uint32,uint32,uint64))`."""
@@ -307,6 +491,12 @@ class ParamsUpdated(ChainEvent):
     NAME: ClassVar[str] = "ParamsUpdated"
     SIGNATURE: ClassVar[str] = "ParamsUpdated((uint256,uint64,uint16,uint64,uint64,uint64,uint32,uint32,uint64))"
     CONTRACTS: ClassVar[tuple[str, ...]] = ('ComputeRental',)
+
+    params: dict[str, Any]
+
+
+class ParamsUpdatedArgs(TypedDict):
+    """`ParamsUpdated.args()`: its own fields as stored, bytes as 0x-hex."""
 
     params: dict[str, Any]
 
@@ -322,6 +512,12 @@ class Paused(ChainEvent):
     account: str
 
 
+class PausedArgs(TypedDict):
+    """`Paused.args()`: its own fields as stored, bytes as 0x-hex."""
+
+    account: str
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PromptListed(ChainEvent):
     """PromptMarketplace: `PromptListed(uint256,address,address,uint256)`."""
@@ -329,6 +525,15 @@ class PromptListed(ChainEvent):
     NAME: ClassVar[str] = "PromptListed"
     SIGNATURE: ClassVar[str] = "PromptListed(uint256,address,address,uint256)"
     CONTRACTS: ClassVar[tuple[str, ...]] = ('PromptMarketplace',)
+
+    token_id: int
+    seller: str
+    asset: str
+    price: int
+
+
+class PromptListedArgs(TypedDict):
+    """`PromptListed.args()`: its own fields as stored, bytes as 0x-hex."""
 
     token_id: int
     seller: str
@@ -351,6 +556,16 @@ class PromptMinted(ChainEvent):
     royalty_bps: int
 
 
+class PromptMintedArgs(TypedDict):
+    """`PromptMinted.args()`: its own fields as stored, bytes as 0x-hex."""
+
+    token_id: int
+    creator: str
+    metadata_cid: str
+    content_hash: str
+    royalty_bps: int
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PromptRated(ChainEvent):
     """PromptMarketplace: `PromptRated(uint256,uint256,address,uint8,string)`."""
@@ -358,6 +573,16 @@ class PromptRated(ChainEvent):
     NAME: ClassVar[str] = "PromptRated"
     SIGNATURE: ClassVar[str] = "PromptRated(uint256,uint256,address,uint8,string)"
     CONTRACTS: ClassVar[tuple[str, ...]] = ('PromptMarketplace',)
+
+    token_id: int
+    license_id: int
+    rater: str
+    score: int
+    review_cid: str
+
+
+class PromptRatedArgs(TypedDict):
+    """`PromptRated.args()`: its own fields as stored, bytes as 0x-hex."""
 
     token_id: int
     license_id: int
@@ -385,6 +610,20 @@ class PromptSold(ChainEvent):
     fee: int
 
 
+class PromptSoldArgs(TypedDict):
+    """`PromptSold.args()`: its own fields as stored, bytes as 0x-hex."""
+
+    token_id: int
+    seller: str
+    buyer: str
+    asset: str
+    price: int
+    seller_proceeds: int
+    royalty: int
+    royalty_receiver: str
+    fee: int
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProviderMetadataUpdated(ChainEvent):
     """ComputeRental: `ProviderMetadataUpdated(address,string)`."""
@@ -397,6 +636,13 @@ class ProviderMetadataUpdated(ChainEvent):
     metadata_cid: str
 
 
+class ProviderMetadataUpdatedArgs(TypedDict):
+    """`ProviderMetadataUpdated.args()`: its own fields as stored, bytes as 0x-hex."""
+
+    provider: str
+    metadata_cid: str
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProviderRegistered(ChainEvent):
     """ComputeRental: `ProviderRegistered(address,uint256,string)`."""
@@ -404,6 +650,14 @@ class ProviderRegistered(ChainEvent):
     NAME: ClassVar[str] = "ProviderRegistered"
     SIGNATURE: ClassVar[str] = "ProviderRegistered(address,uint256,string)"
     CONTRACTS: ClassVar[tuple[str, ...]] = ('ComputeRental',)
+
+    provider: str
+    stake: int
+    metadata_cid: str
+
+
+class ProviderRegisteredArgs(TypedDict):
+    """`ProviderRegistered.args()`: its own fields as stored, bytes as 0x-hex."""
 
     provider: str
     stake: int
@@ -424,6 +678,15 @@ class ProviderSlashed(ChainEvent):
     beneficiary: str
 
 
+class ProviderSlashedArgs(TypedDict):
+    """`ProviderSlashed.args()`: its own fields as stored, bytes as 0x-hex."""
+
+    provider: str
+    job_id: int
+    amount: int
+    beneficiary: str
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProviderUnbonded(ChainEvent):
     """ComputeRental: `ProviderUnbonded(address,uint256)`."""
@@ -431,6 +694,13 @@ class ProviderUnbonded(ChainEvent):
     NAME: ClassVar[str] = "ProviderUnbonded"
     SIGNATURE: ClassVar[str] = "ProviderUnbonded(address,uint256)"
     CONTRACTS: ClassVar[tuple[str, ...]] = ('ComputeRental',)
+
+    provider: str
+    stake: int
+
+
+class ProviderUnbondedArgs(TypedDict):
+    """`ProviderUnbonded.args()`: its own fields as stored, bytes as 0x-hex."""
 
     provider: str
     stake: int
@@ -451,6 +721,16 @@ class ResultSubmitted(ChainEvent):
     challenge_end: int
 
 
+class ResultSubmittedArgs(TypedDict):
+    """`ResultSubmitted.args()`: its own fields as stored, bytes as 0x-hex."""
+
+    job_id: int
+    provider: str
+    result_hash: str
+    result_cid: str
+    challenge_end: int
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RoleAdminChanged(ChainEvent):
     """ComputeRental / PromptMarketplace: `RoleAdminChanged(bytes32,bytes32,bytes32)`."""
@@ -464,6 +744,14 @@ class RoleAdminChanged(ChainEvent):
     new_admin_role: bytes
 
 
+class RoleAdminChangedArgs(TypedDict):
+    """`RoleAdminChanged.args()`: its own fields as stored, bytes as 0x-hex."""
+
+    role: str
+    previous_admin_role: str
+    new_admin_role: str
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RoleGranted(ChainEvent):
     """ComputeRental / PromptMarketplace: `RoleGranted(bytes32,address,address)`."""
@@ -473,6 +761,14 @@ class RoleGranted(ChainEvent):
     CONTRACTS: ClassVar[tuple[str, ...]] = ('ComputeRental', 'PromptMarketplace')
 
     role: bytes
+    account: str
+    sender: str
+
+
+class RoleGrantedArgs(TypedDict):
+    """`RoleGranted.args()`: its own fields as stored, bytes as 0x-hex."""
+
+    role: str
     account: str
     sender: str
 
@@ -490,6 +786,14 @@ class RoleRevoked(ChainEvent):
     sender: str
 
 
+class RoleRevokedArgs(TypedDict):
+    """`RoleRevoked.args()`: its own fields as stored, bytes as 0x-hex."""
+
+    role: str
+    account: str
+    sender: str
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StakeAdded(ChainEvent):
     """ComputeRental: `StakeAdded(address,uint256,uint256)`."""
@@ -497,6 +801,14 @@ class StakeAdded(ChainEvent):
     NAME: ClassVar[str] = "StakeAdded"
     SIGNATURE: ClassVar[str] = "StakeAdded(address,uint256,uint256)"
     CONTRACTS: ClassVar[tuple[str, ...]] = ('ComputeRental',)
+
+    provider: str
+    amount: int
+    stake: int
+
+
+class StakeAddedArgs(TypedDict):
+    """`StakeAdded.args()`: its own fields as stored, bytes as 0x-hex."""
 
     provider: str
     amount: int
@@ -516,6 +828,14 @@ class Transfer(ChainEvent):
     token_id: int
 
 
+class TransferArgs(TypedDict):
+    """`Transfer.args()`: its own fields as stored, bytes as 0x-hex."""
+
+    from_: str
+    to: str
+    token_id: int
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TreasuryUpdated(ChainEvent):
     """ComputeRental / PromptMarketplace: `TreasuryUpdated(address,address)`."""
@@ -523,6 +843,13 @@ class TreasuryUpdated(ChainEvent):
     NAME: ClassVar[str] = "TreasuryUpdated"
     SIGNATURE: ClassVar[str] = "TreasuryUpdated(address,address)"
     CONTRACTS: ClassVar[tuple[str, ...]] = ('ComputeRental', 'PromptMarketplace')
+
+    previous: str
+    current: str
+
+
+class TreasuryUpdatedArgs(TypedDict):
+    """`TreasuryUpdated.args()`: its own fields as stored, bytes as 0x-hex."""
 
     previous: str
     current: str
@@ -540,6 +867,13 @@ class UnbondingRequested(ChainEvent):
     available_at: int
 
 
+class UnbondingRequestedArgs(TypedDict):
+    """`UnbondingRequested.args()`: its own fields as stored, bytes as 0x-hex."""
+
+    provider: str
+    available_at: int
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Unpaused(ChainEvent):
     """ComputeRental / PromptMarketplace: `Unpaused(address)`."""
@@ -551,6 +885,12 @@ class Unpaused(ChainEvent):
     account: str
 
 
+class UnpausedArgs(TypedDict):
+    """`Unpaused.args()`: its own fields as stored, bytes as 0x-hex."""
+
+    account: str
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Withdrawn(ChainEvent):
     """ComputeRental / PromptMarketplace: `Withdrawn(address,address,uint256)`."""
@@ -558,6 +898,14 @@ class Withdrawn(ChainEvent):
     NAME: ClassVar[str] = "Withdrawn"
     SIGNATURE: ClassVar[str] = "Withdrawn(address,address,uint256)"
     CONTRACTS: ClassVar[tuple[str, ...]] = ('ComputeRental', 'PromptMarketplace')
+
+    account: str
+    asset: str
+    amount: int
+
+
+class WithdrawnArgs(TypedDict):
+    """`Withdrawn.args()`: its own fields as stored, bytes as 0x-hex."""
 
     account: str
     asset: str

@@ -1,56 +1,57 @@
-"""Batched writes for the projector's hot path.
+"""Batched writes for the projector's hot path, as statements ready for the driver.
 
 NOTE: SQLAlchemy processes every parameter of every row of an executemany in Python (type
 processors, dict building, key checks), which costs more than the database itself when folding
-tens of thousands of rows a second. A `TableWriter` compiles its statements once per dialect
-with positional parameters and hands the driver plain tuples, doing the one conversion our
-column types need (uint256 as padded text on SQLite) itself. It only ever runs statements built
-from our own tables, with values of the types those tables declare.
+tens of thousands of rows a second. A `TableWriter` turns rows (plain tuples in column order)
+into a few `Write`s that hand the driver flat parameters, doing the one conversion our column
+types need (uint256 as padded text on SQLite) itself:
+
+- SQLite: multi-row `INSERT ... VALUES (...), (...)` statements of up to 8,192 parameters
+  (upserts and updates as `ON CONFLICT ... DO UPDATE`), in a few fixed sizes the driver
+  caches. One statement binds its parameters once and runs in ONE call into SQLite, during
+  which the GIL is released: the projector's writer thread (indexer/projection.py) then costs
+  the folding thread almost nothing. An executemany would take the GIL back after every row,
+  and wait up to the interpreter's switch interval (5 ms) each time the other thread holds it:
+  measured, 100,000 rows took 346 s that way.
+- PostgreSQL (psycopg2): `COPY ... FROM STDIN` for inserts, multi-row `execute_values` for
+  upserts and updates; psycopg2 releases the GIL while the server works.
+
+Writes are built where the rows are folded and run wherever the transaction is: at once, or on
+the writer thread. They only ever run statements built from our own tables, with values of the
+types those tables declare.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.sql.expression import ClauseElement
 
+from indexer.errors import UnsupportedDriver
 from indexer.models import Uint256
 
 Values = tuple[Any, ...]
 
-
-def _pad(value: int | None) -> str | None:
-    return None if value is None else f"{value:078d}"
-
-
-def _positional_dialect(dialect: Dialect) -> Dialect:
-    if dialect.name == "postgresql":
-        # psycopg2 takes %s placeholders with tuples as well as %(name)s with dicts.
-        return type(dialect)(paramstyle="format")  # type: ignore[call-arg]
-    return dialect
-
-
-def execute_values(conn: Connection, sql: str, rows: Sequence[Values], template: str | None = None) -> None:
-    """PostgreSQL: one multi-row statement per 1,000 rows (psycopg2's execute_values); `sql`
-    has one `VALUES %s`.
-
-    NOTE: an executemany sends one statement per row, each parsed and planned by the server;
-    that was two thirds of the projector's time on PostgreSQL."""
-    from psycopg2.extras import execute_values as pg_execute_values
-
-    with _pg_cursor(conn, sql) as cursor:
-        pg_execute_values(cursor, sql, rows, template=template, page_size=1_000)
+#: Most bound parameters in one SQLite statement: within SQLITE_MAX_VARIABLE_NUMBER (32,766
+#: since SQLite 3.32, 999 before), and small enough that the compiled statements the driver
+#: caches (`db.SQLITE_CACHED_STATEMENTS`) stay a few megabytes.
+SQLITE_STATEMENT_PARAMS = 8_192 if sqlite3.sqlite_version_info >= (3, 32) else 999
+#: Rows per COPY payload and per PostgreSQL multi-row statement.
+COPY_PAGE = 2_000
+PG_PAGE = 1_000
 
 
 @contextmanager
-def _pg_cursor(conn: Connection, sql: str) -> Iterator[Any]:
-    """A DB-API cursor of `conn`; driver errors come out as SQLAlchemy would raise them
-    (IntegrityError for a duplicate key, ...)."""
+def driver_cursor(conn: Connection, sql: str) -> Iterator[Any]:
+    """A DB-API cursor of `conn` (inside its transaction); driver errors come out as SQLAlchemy
+    would raise them (IntegrityError for a duplicate key, ...)."""
     cursor = conn.connection.cursor()
     try:
         yield cursor
@@ -62,8 +63,61 @@ def _pg_cursor(conn: Connection, sql: str) -> Iterator[Any]:
         cursor.close()
 
 
-#: Rows per COPY statement.
-COPY_PAGE = 2_000
+class Write(Protocol):
+    """One statement, ready for the driver."""
+
+    def run(self, conn: Connection) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """SQL in the driver's paramstyle, with its (flat) parameters."""
+
+    sql: str
+    params: Sequence[Any]
+
+    def run(self, conn: Connection) -> None:
+        with driver_cursor(conn, self.sql) as cursor:
+            cursor.execute(self.sql, self.params)
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """PostgreSQL `COPY ... FROM STDIN` with its payload in COPY's text format."""
+
+    sql: str
+    text: str
+
+    def run(self, conn: Connection) -> None:
+        with driver_cursor(conn, self.sql) as cursor:
+            # psycopg2 encodes a text stream in the connection's client encoding.
+            cursor.copy_expert(self.sql, io.StringIO(self.text))
+
+
+@dataclass(frozen=True, slots=True)
+class ManyValues:
+    """PostgreSQL: psycopg2's `execute_values` (one multi-row statement per page).
+
+    NOTE: an executemany sends one statement per row, each parsed and planned by the server;
+    that was two thirds of the projector's time on PostgreSQL."""
+
+    sql: str
+    rows: Sequence[Values]
+    template: str | None
+
+    def run(self, conn: Connection) -> None:
+        from psycopg2.extras import execute_values
+
+        with driver_cursor(conn, self.sql) as cursor:
+            execute_values(cursor, self.sql, self.rows, template=self.template, page_size=PG_PAGE)
+
+
+def run_all(conn: Connection, writes: Sequence[Write]) -> None:
+    for write in writes:
+        write.run(conn)
+
+
+# ---------------------------------------------------------------- COPY text
 
 
 def _copy_escape(value: str) -> str:
@@ -91,176 +145,171 @@ def _copy_text(value: Any) -> str:
     raise TypeError(f"no COPY text form for {kind.__name__}")
 
 
-def copy_rows(conn: Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Values]) -> None:
-    """PostgreSQL (psycopg2): INSERT many rows with one COPY ... FROM STDIN (text format).
+def copy_writes(table: sa.Table, columns: Sequence[str], rows: Sequence[Values]) -> list[Write]:
+    """PostgreSQL (psycopg2): INSERT many rows with COPY ... FROM STDIN (text format), in pages.
 
     NOTE: a multi-row INSERT costs the server a parse of megabytes of SQL literals and the client
     a `mogrify` per row; COPY is about three times faster on both sides (measured: 50,000 raw
     events in 1.1 s instead of 3.3 s)."""
-    q = conn.dialect.identifier_preparer.quote
-    sql = f"COPY {q(table.name)} ({', '.join(q(c) for c in columns)}) FROM STDIN"
-    from psycopg2.extensions import encodings
-
-    raw = conn.connection.dbapi_connection
-    encoding = encodings[raw.encoding]  # type: ignore[union-attr]
-    with _pg_cursor(conn, sql) as cursor:
-        # In pages, so the text of a large batch is never all in memory at once.
-        for i in range(0, len(rows), COPY_PAGE):
-            page = rows[i : i + COPY_PAGE]
-            text = "".join(["\t".join([_copy_text(v) for v in row]) + "\n" for row in page])
-            cursor.copy_expert(sql, io.BytesIO(text.encode(encoding)))
+    sql = f"COPY {quote(table.name)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
+    return [
+        Copy(
+            sql, "".join(["\t".join([_copy_text(v) for v in row]) + "\n" for row in rows[i : i + COPY_PAGE]])
+        )
+        for i in range(0, len(rows), COPY_PAGE)
+    ]
 
 
-def raw_driver(conn: Connection) -> bool:
-    """Whether `insert_columns` can hand this connection's driver plain tuples (pysqlite,
-    psycopg2: the drivers the indexer supports)."""
-    dialect = conn.dialect
+def quote(name: str) -> str:
+    """An SQL identifier, quoted (both dialects)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+# ---------------------------------------------------------------- tables
+
+
+def supported(dialect: Dialect) -> bool:
+    """Whether `TableWriter` can write through this dialect's driver (pysqlite, psycopg2)."""
     return dialect.name == "sqlite" or (dialect.name == "postgresql" and dialect.driver == "psycopg2")
+
+
+class TableWriter:
+    """INSERT / UPDATE / UPSERT many rows of one table, each row given as a tuple of the values
+    of `columns` (default: every column, in the table's order); UPDATE and UPSERT set every
+    non-key column. `key` names the primary key."""
+
+    def __init__(self, table: sa.Table, key: Sequence[str], columns: Sequence[str] | None = None) -> None:
+        self.table = table
+        self.key = tuple(key)
+        self.columns = tuple(columns) if columns is not None else tuple(c.name for c in table.c)
+        #: Positions of the uint256 columns (padded text on SQLite).
+        self._wide = tuple(i for i, c in enumerate(self.columns) if isinstance(table.c[c].type, Uint256))
+        self._sqlite_sql: dict[tuple[str, int], str] = {}
+        self._pg_sql: dict[str, tuple[str, str | None]] = {}
+
+    def writes(self, dialect: Dialect, kind: str, rows: Sequence[Values]) -> list[Write]:
+        """The statements that `kind` ("insert", "update" or "upsert") these rows."""
+        if not rows:
+            return []
+        if dialect.name == "sqlite":
+            return self._sqlite(kind, rows)
+        if dialect.name == "postgresql" and dialect.driver == "psycopg2":
+            if kind == "insert":
+                return copy_writes(self.table, self.columns, rows)
+            sql, template = self._pg_statement(dialect, kind)
+            return [ManyValues(sql, rows, template)]
+        raise UnsupportedDriver(dialect.name, dialect.driver)
+
+    def insert(self, conn: Connection, rows: Sequence[Values]) -> None:
+        run_all(conn, self.writes(conn.dialect, "insert", rows))
+
+    def update(self, conn: Connection, rows: Sequence[Values]) -> None:
+        run_all(conn, self.writes(conn.dialect, "update", rows))
+
+    def upsert(self, conn: Connection, rows: Sequence[Values]) -> None:
+        run_all(conn, self.writes(conn.dialect, "upsert", rows))
+
+    # ------------------------------------------------------------ SQLite
+
+    def _sqlite(self, kind: str, rows: Sequence[Values]) -> list[Write]:
+        wide = self._wide
+        if wide:
+            convert: Callable[[Values], Values] = _padder(wide)
+            rows = [convert(r) for r in rows]
+        out: list[Write] = []
+        at = 0
+        for size in self._ladder:
+            while len(rows) - at >= size:
+                chunk = rows[at : at + size]
+                out.append(
+                    Statement(self._sqlite_text(kind, size), list(itertools.chain.from_iterable(chunk)))
+                )
+                at += size
+        return out
+
+    @property
+    def _ladder(self) -> tuple[int, ...]:
+        """Rows per SQLite statement: the most, then halves down to one.
+
+        NOTE: SQLite compiles a statement of N rows in about eight times what running it
+        costs, so the statements must come from the driver's cache: rows go in chunks of
+        these few sizes only (a remainder of 300 as 256 + 32 + 8 + 4), each size's text
+        compiled once per connection."""
+        most = 1
+        while most * 2 * len(self.columns) <= SQLITE_STATEMENT_PARAMS:
+            most *= 2
+        return tuple(most >> i for i in range(most.bit_length()))
+
+    def _sqlite_text(self, kind: str, n: int) -> str:
+        found = self._sqlite_sql.get((kind, n))
+        if found is None:
+            one = "(" + ", ".join("?" for _ in self.columns) + ")"
+            sql = (
+                f"INSERT INTO {quote(self.table.name)} ({', '.join(quote(c) for c in self.columns)}) "
+                f"VALUES {', '.join([one] * n)}"
+            )
+            if kind != "insert":
+                # NOTE: an update of rows known to exist is written as an upsert: one statement
+                # form for both, and the same work in SQLite (a key lookup, then the update).
+                others = [c for c in self.columns if c not in self.key]
+                sets = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in others)
+                sql += f" ON CONFLICT ({', '.join(quote(k) for k in self.key)}) DO UPDATE SET {sets}"
+            found = self._sqlite_sql[(kind, n)] = sql
+        return found
+
+    # ------------------------------------------------------------ PostgreSQL
+
+    def _pg_statement(self, dialect: Dialect, kind: str) -> tuple[str, str | None]:
+        found = self._pg_sql.get(kind)
+        if found is not None:
+            return found
+        t = self.table
+        cols = list(self.columns)
+        others = [c for c in cols if c not in self.key]
+        collist = ", ".join(quote(c) for c in cols)
+        template: str | None = None
+        if kind == "upsert":
+            sets = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in others)
+            keys = ", ".join(quote(k) for k in self.key)
+            sql = (
+                f"INSERT INTO {quote(t.name)} ({collist}) VALUES %s ON CONFLICT ({keys}) DO UPDATE SET {sets}"
+            )
+        elif kind == "update":
+            # VALUES rows carry no column types of their own (a column of NULLs would be text):
+            # cast each placeholder to its column's type.
+            template = "(" + ", ".join(f"%s::{t.c[c].type.compile(dialect=dialect)}" for c in cols) + ")"
+            sets = ", ".join(f"{quote(c)} = v.{quote(c)}" for c in others)
+            match = " AND ".join(f"t.{quote(k)} = v.{quote(k)}" for k in self.key)
+            sql = f"UPDATE {quote(t.name)} AS t SET {sets} FROM (VALUES %s) AS v({collist}) WHERE {match}"
+        else:
+            raise ValueError(f"unknown write kind {kind!r}")
+        self._pg_sql[kind] = (sql, template)
+        return sql, template
+
+
+def _padder(wide: tuple[int, ...]) -> Callable[[Values], Values]:
+    """A row with its uint256 values (at positions `wide`) as 78-digit text."""
+    if len(wide) == 1:
+        (at,) = wide
+
+        def one(row: Values) -> Values:
+            v = row[at]
+            return row if v is None else (*row[:at], f"{v:078d}", *row[at + 1 :])
+
+        return one
+
+    def many(row: Values) -> Values:
+        out = list(row)
+        for i in wide:
+            v = out[i]
+            if v is not None:
+                out[i] = f"{v:078d}"
+        return tuple(out)
+
+    return many
 
 
 def insert_columns(conn: Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Values]) -> None:
     """INSERT many rows, each a tuple of the values of `columns` (in that order), already in
-    the form the driver takes (no type processing). Only where `raw_driver(conn)`."""
-    if not rows:
-        return
-    q = conn.dialect.identifier_preparer.quote
-    names = ", ".join(q(c) for c in columns)
-    if conn.dialect.name == "postgresql":
-        copy_rows(conn, table, columns, rows)
-        return
-    marks = ", ".join("?" for _ in columns)
-    conn.exec_driver_sql(f"INSERT INTO {q(table.name)} ({names}) VALUES ({marks})", list(rows))
-
-
-class _Compiled:
-    def __init__(self, dialect: Dialect, stmt: ClauseElement, table: sa.Table) -> None:
-        compiled = stmt.compile(dialect=_positional_dialect(dialect))
-        self.sql = str(compiled)
-        names = getattr(compiled, "positiontup", None)
-        assert names is not None, "positional paramstyle expected"
-        columns = [c.name for c in table.c]
-        #: For each placeholder, the index of its column in the table's column order.
-        self.take = [columns.index(n[3:] if n.startswith("_k_") else n) for n in names]
-        pad = dialect.name == "sqlite"
-        self.convert: list[Callable[[Any], Any] | None] = [
-            _pad if pad and isinstance(table.c[columns[i]].type, Uint256) else None for i in self.take
-        ]
-        self.identity = self.take == list(range(len(columns))) and not any(self.convert)
-
-    def params(self, rows: Sequence[Values]) -> list[Values]:
-        if self.identity:
-            return list(rows)
-        pairs = list(zip(self.take, self.convert, strict=True))
-        if not any(self.convert):
-            take = self.take
-            return [tuple(r[i] for i in take) for r in rows]
-        return [tuple(r[i] if f is None else f(r[i]) for i, f in pairs) for r in rows]
-
-
-class TableWriter:
-    """INSERT / UPDATE / UPSERT many rows of one table, each row given as a tuple of
-    its values in the table's column order."""
-
-    _cache: dict[tuple[str, str, str], _Compiled] = {}
-    _pg_cache: dict[tuple[str, str, str], tuple[str, str | None]] = {}
-
-    def __init__(self, table: sa.Table, key: Sequence[str]) -> None:
-        self.table = table
-        self.key = tuple(key)
-
-    def _compiled(self, conn: Connection, kind: str, build: Callable[[], ClauseElement]) -> _Compiled:
-        cache_key = (conn.dialect.name, self.table.name, kind)
-        found = self._cache.get(cache_key)
-        if found is None:
-            found = self._cache[cache_key] = _Compiled(conn.dialect, build(), self.table)
-        return found
-
-    def _run(
-        self, conn: Connection, kind: str, build: Callable[[], ClauseElement], rows: Sequence[Values]
-    ) -> None:
-        if not rows:
-            return
-        if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg2":
-            self._run_pg(conn, kind, rows)
-            return
-        c = self._compiled(conn, kind, build)
-        conn.exec_driver_sql(c.sql, c.params(rows))
-
-    def _run_pg(self, conn: Connection, kind: str, rows: Sequence[Values]) -> None:
-        if kind == "insert":
-            copy_rows(conn, self.table, [c.name for c in self.table.c], rows)
-            return
-        sql, template = self._pg_statement(conn, kind)
-        execute_values(conn, sql, rows, template)
-
-    def _pg_statement(self, conn: Connection, kind: str) -> tuple[str, str | None]:
-        cache_key = ("postgresql", self.table.name, kind)
-        found = self._pg_cache.get(cache_key)
-        if found is not None:
-            return found
-        dialect = conn.dialect
-        q = dialect.identifier_preparer.quote
-        t = self.table
-        cols = [c.name for c in t.c]
-        others = [c for c in cols if c not in self.key]
-        collist = ", ".join(q(c) for c in cols)
-        template: str | None = None
-        if kind == "insert":
-            sql = f"INSERT INTO {q(t.name)} ({collist}) VALUES %s"
-        elif kind == "upsert":
-            sets = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in others)
-            keys = ", ".join(q(k) for k in self.key)
-            sql = f"INSERT INTO {q(t.name)} ({collist}) VALUES %s ON CONFLICT ({keys}) DO UPDATE SET {sets}"
-        else:
-            # VALUES rows carry no column types of their own (a column of NULLs would be text):
-            # cast each placeholder to its column's type.
-            template = "(" + ", ".join(f"%s::{c.type.compile(dialect=dialect)}" for c in t.c) + ")"
-            sets = ", ".join(f"{q(c)} = v.{q(c)}" for c in others)
-            match = " AND ".join(f"t.{q(k)} = v.{q(k)}" for k in self.key)
-            sql = f"UPDATE {q(t.name)} AS t SET {sets} FROM (VALUES %s) AS v({collist}) WHERE {match}"
-        self._pg_cache[cache_key] = (sql, template)
-        return sql, template
-
-    def insert(self, conn: Connection, rows: Sequence[Values]) -> None:
-        t = self.table
-        self._run(
-            conn, "insert", lambda: t.insert().values({c.name: sa.bindparam(c.name) for c in t.c}), rows
-        )
-
-    def update(self, conn: Connection, rows: Sequence[Values]) -> None:
-        """Set every non-key column of the row with the same key."""
-        t, key = self.table, self.key
-
-        def build() -> ClauseElement:
-            return (
-                t.update()
-                .where(*(t.c[k] == sa.bindparam(f"_k_{k}") for k in key))
-                .values({c.name: sa.bindparam(c.name) for c in t.c if c.name not in key})
-            )
-
-        self._run(conn, "update", build, rows)
-
-    def upsert(self, conn: Connection, rows: Sequence[Values]) -> None:
-        """Insert, or set every non-key column where the key exists."""
-        t, key = self.table, self.key
-        dialect = conn.dialect.name
-
-        def build() -> ClauseElement:
-            values: dict[str, Any] = {c.name: sa.bindparam(c.name) for c in t.c}
-            if dialect == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-                pg = pg_insert(t).values(values)
-                return pg.on_conflict_do_update(
-                    index_elements=list(key),
-                    set_={c.name: pg.excluded[c.name] for c in t.c if c.name not in key},
-                )
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            lite = sqlite_insert(t).values(values)
-            return lite.on_conflict_do_update(
-                index_elements=list(key),
-                set_={c.name: lite.excluded[c.name] for c in t.c if c.name not in key},
-            )
-
-        self._run(conn, "upsert", build, rows)
+    the form the driver takes (no type processing)."""
+    TableWriter(table, (), columns).insert(conn, rows)

@@ -16,7 +16,6 @@ A row's line is canonical JSON of `[table, value, ...]` in column order; bytes a
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from collections import defaultdict
@@ -28,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from indexer import models
-from indexer.models import ROW_TYPES, Row, from_mapping, values_getter
+from indexer.models import ROW_TYPES, Row, field_annotations, from_mapping, values_getter
 
 GENESIS = "0" * 64
 
@@ -40,9 +39,11 @@ _encode = _encoder.encode
 # bools, None, lists; tested): the digests of existing databases stay valid. It runs for every
 # event and every changed row, where the standard library's encoder was a tenth of the fold.
 _fast_encode = msgspec.json.Encoder().encode
+#: The encoder of lines (UTF-8 JSON of a list or tuple of plain values).
+encode = _fast_encode
 #: Row class -> positions of its bytes fields.
 _BYTES_AT: dict[type[Row], tuple[int, ...]] = {
-    cls: tuple(i for i, f in enumerate(dataclasses.fields(cls)) if str(f.type).startswith("bytes"))
+    cls: tuple(i for i, a in enumerate(field_annotations(cls).values()) if a.startswith("bytes"))
     for cls in ROW_TYPES
 }
 
@@ -62,8 +63,16 @@ RAW_COLUMNS = (
 
 
 def row_line(row: Row) -> str:
+    return row_line_bytes(row).decode()
+
+
+def row_line_bytes(row: Row) -> bytes:
+    """`row_line(row)`, UTF-8 encoded (the projector's hot path: rows are array-like Structs,
+    so msgspec writes `[value, ...]` in field order in one call)."""
     cls = type(row)
-    return _fast_encode([cls.TABLE, *json_values(cls, values_getter(cls)(row))]).decode()
+    if _BYTES_AT[cls]:
+        return _fast_encode([cls.TABLE, *json_values(cls, values_getter(cls)(row))])
+    return _fast_encode(row)
 
 
 def json_values(cls: type[Row], values: tuple[Any, ...]) -> tuple[Any, ...] | list[Any]:
@@ -92,29 +101,38 @@ def raw_line(
     args: str,
 ) -> str:
     """The line of one raw event (its RAW_COLUMNS, `args` being its canonical JSON text)."""
-    return _fast_encode(
-        [
-            "events",
-            chain_id,
-            block_number,
-            block_hash,
-            block_timestamp,
-            tx_hash,
-            log_index,
-            contract,
-            address,
-            event,
-            args,
-        ]
+    return raw_line_bytes(
+        chain_id,
+        block_number,
+        block_hash,
+        block_timestamp,
+        tx_hash,
+        log_index,
+        contract,
+        address,
+        event,
+        args,
     ).decode()
 
 
+def raw_line_bytes(*values: Any) -> bytes:
+    """`raw_line(*values)`, UTF-8 encoded."""
+    return _fast_encode(["events", *values])
+
+
 def chain(prev: str, lines: Iterable[str]) -> str:
-    """The next digest in the chain from `prev` over a block's row lines (any order)."""
+    """The next digest in the chain from `prev` over a block's row lines (any order):
+    sha256 of `prev`, then of a newline before each line, the lines sorted."""
+    return chain_bytes(prev, [line.encode() for line in lines])
+
+
+def chain_bytes(prev: str, lines: list[bytes]) -> str:
+    """`chain` over UTF-8 encoded lines (sorted in place). Bytes sort as their text does: UTF-8
+    keeps the order of code points."""
     h = hashlib.sha256(prev.encode())
-    for line in sorted(lines):
-        h.update(b"\n")
-        h.update(line.encode())
+    if lines:
+        lines.sort()
+        h.update(b"\n" + b"\n".join(lines))
     return h.hexdigest()
 
 

@@ -124,6 +124,34 @@ class LogOrphaned(DomainEvent):
 
 StoreEvent = LogIndexed | LogOrphaned
 
+
+class IndexedLog(msgspec.Struct, frozen=True, gc=False):
+    """A stored `LogIndexed` as the projector folds it: the same fields, decoded straight from
+    the stored state, without the library's bookkeeping (originator id and version, the block
+    time as a datetime), which a fold never reads.
+
+    NOTE: building the library's event (a UUID and a datetime per event) and then the typed
+    `chain.events` object cost a fifth of a rebuild; this is one C call per event."""
+
+    chain_id: int
+    block_number: int
+    block_hash: str
+    block_timestamp: int
+    tx_hash: str
+    log_index: int
+    contract: str
+    address: str
+    event: str
+    args: dict[str, Any]
+    #: The version of `LogIndexed` that stored it (the library writes it from version 2 on;
+    #: such a state is read through the library's upcasting instead).
+    class_version: int = 1
+
+
+#: Decodes a stored `LogIndexed` state into an `IndexedLog` (its other keys are skipped).
+decode_indexed = msgspec.json.Decoder(IndexedLog).decode
+FoldEvent = IndexedLog | LogOrphaned
+
 LOG_INDEXED_TOPIC = get_topic(LogIndexed)
 _state_encoder = msgspec.json.Encoder()
 

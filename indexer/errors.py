@@ -74,3 +74,14 @@ class BlockConflict(IndexerError, ValueError):
             "A reorg happened: find the common ancestor and call EventStore.orphan_after() before "
             "appending the new blocks."
         )
+
+
+class UnsupportedDriver(IndexerError, ValueError):
+    """The database URL names a driver the indexer does not write through."""
+
+    def __init__(self, dialect: str, driver: str) -> None:
+        self.dialect, self.driver = dialect, driver
+        super().__init__(
+            f"the indexer writes through sqlite3 (sqlite:///...) or psycopg2 "
+            f"(postgresql+psycopg2://...), not {dialect}+{driver}; change ASCENDNET_DATABASE_URL"
+        )

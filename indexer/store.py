@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import msgspec
 import sqlalchemy as sa
 from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.utils import get_topic
@@ -30,10 +31,13 @@ from chain.provenance import ChainEvent
 from indexer import bulk, models
 from indexer.domain import (
     LOG_INDEXED_TOPIC,
+    FoldEvent,
+    IndexedLog,
     LogIndexed,
     LogOrphaned,
     StoreEvent,
     block_datetime,
+    decode_indexed,
     indexed_state,
     log_originator_id,
     make_mapper,
@@ -82,7 +86,7 @@ class StoreRecorder(SQLAlchemyApplicationRecorder):
         if not rows:
             return
         conn = session.connection()
-        if bulk.raw_driver(conn):
+        if bulk.supported(conn.dialect):
             # sqlalchemy_utils' UUIDType binds a UUID as its 16 bytes on SQLite and as text on
             # PostgreSQL (a native uuid column).
             as_param = _uuid_bytes if conn.dialect.name == "sqlite" else str
@@ -159,6 +163,31 @@ _DOMAIN_CLASSES: dict[str, type[LogIndexed | LogOrphaned]] = {
     get_topic(cls): cls for cls in (LogIndexed, LogOrphaned) if getattr(cls, "class_version", 1) == 1
 }
 _EVENT_COLUMNS = ("originator_id", "originator_version", "topic", "state")
+#: `EventStore.fold_chunk`'s query per dialect; parameters: LogIndexed's topic, after, stop, limit.
+_FOLD_CHUNK = {
+    "sqlite": (
+        "SELECT '[' || group_concat('[' || id || ',' || (topic = ?) || ',' || CAST(state AS TEXT) || ']',"
+        f" ',') || ']' FROM (SELECT id, topic, state FROM {EVENTS_TABLE}"
+        " WHERE id > ? AND id <= ? ORDER BY id LIMIT ?)"
+    ),
+    "postgresql": (
+        "SELECT '[' || string_agg('[' || id || ',' || (topic = %s)::int || ',' || convert_from(state, 'UTF8')"
+        f" || ']', ',' ORDER BY id) || ']' FROM (SELECT id, topic, state FROM {EVENTS_TABLE}"
+        " WHERE id > %s AND id <= %s ORDER BY id LIMIT %s) AS chunk"
+    ),
+}
+_decode_chunk = msgspec.json.Decoder(list[tuple[int, int, IndexedLog]]).decode
+_decode_raw_chunk = msgspec.json.Decoder(list[tuple[int, int, msgspec.Raw]]).decode
+_NO_STOP = 2**63 - 1
+
+
+def _as_indexed(event: LogIndexed) -> IndexedLog:
+    """The `IndexedLog` of a `LogIndexed` the library's mapper built (an upcast one)."""
+    return IndexedLog(**{name: getattr(event, name) for name in _INDEXED_FIELDS})
+
+
+#: The fields an `IndexedLog` takes from a `LogIndexed` (all but the stored class version).
+_INDEXED_FIELDS = tuple(name for name in IndexedLog.__struct_fields__ if name != "class_version")
 
 
 def _rows(connection: Connection, query: sa.Select[Any]) -> list[tuple[int, Any, int, str, bytes]]:
@@ -490,6 +519,58 @@ class EventStore:
         rows = self.recorder.select_rows_on(connection, after, limit, stop)
         to_domain = self._to_domain
         return [(r[0], to_domain(r)) for r in rows]
+
+    def fold_events_on(
+        self, connection: Connection, after: int, limit: int, stop: int | None = None
+    ) -> list[tuple[int, FoldEvent]]:
+        """Like `events_on`, for folding: each `LogIndexed` as an `IndexedLog` (the same fields,
+        decoded in one step). `LogOrphaned` events, and any event stored by another version of
+        its class, come as `events_on` gives them."""
+        return self.decode_fold_chunk(connection, self.fold_chunk(connection, after, limit, stop))
+
+    def fold_chunk(self, connection: Connection, after: int, limit: int, stop: int | None = None) -> str:
+        """The events after `after` (up to `stop`, at most `limit`) as ONE JSON text: an array of
+        `[position, is a LogIndexed, stored state]`, in store order ("[]" when there are none).
+
+        NOTE: the database builds the text (an aggregate of the stored states, which are JSON
+        already), so the read is one call into the driver, during which the GIL is released,
+        and `decode_fold_chunk` turns it into events in one call of msgspec's decoder. Fetched
+        row by row, reading and decoding the store took a third of a rebuild's folding thread.
+        """
+        sql = _FOLD_CHUNK[connection.dialect.name]
+        params = (LOG_INDEXED_TOPIC, after, _NO_STOP if stop is None else stop, limit)
+        with bulk.driver_cursor(connection, sql) as cursor:
+            cursor.execute(sql, params)
+            (text,) = cursor.fetchone()
+        return "[]" if text is None else str(text)
+
+    def decode_fold_chunk(self, connection: Connection, text: str) -> list[tuple[int, FoldEvent]]:
+        """The events of a `fold_chunk` text. `connection` reads the rare event that is not a
+        `LogIndexed` of this version through the library's mapper."""
+        try:
+            logs = _decode_chunk(text)
+        except msgspec.ValidationError:
+            logs = None  # a LogOrphaned among them
+        if logs is not None and all(log.class_version == 1 for _, _, log in logs):
+            out: list[tuple[int, FoldEvent]] = [(nid, log) for nid, _, log in logs]
+        else:
+            out = []
+            for nid, indexed, raw in _decode_raw_chunk(text):
+                if indexed:
+                    log = decode_indexed(raw)
+                    if log.class_version == 1:
+                        out.append((nid, log))
+                        continue
+                out.append((nid, self._event_at(connection, nid)))
+        if any(out[i][0] >= out[i + 1][0] for i in range(len(out) - 1)):
+            out.sort(key=lambda item: item[0])
+        return out
+
+    def _event_at(self, connection: Connection, nid: int) -> FoldEvent:
+        """The event at store position `nid`, through the library's mapper (upcasting included)."""
+        (row,) = self.recorder.select_rows_on(connection, nid - 1, 1)
+        event = self._to_domain(row)
+        return event if isinstance(event, LogOrphaned) else _as_indexed(event)
 
     def _to_domain(self, row: tuple[int, Any, int, str, bytes]) -> StoreEvent:
         """`mapper.to_domain_event` of a stored row, for our two event classes without the

@@ -25,7 +25,7 @@ from indexer.domain import (
     log_originator_id,
     make_mapper,
 )
-from indexer.models import ROW_TYPES, Row, values_getter
+from indexer.models import ROW_TYPES, Row, field_annotations, values_getter
 from tests.indexer.synthetic import CHAIN_ID, COMPUTE, PARAMS, block_hash, tx_hash
 
 #: Strings a JSON encoder must escape, or may write raw (ensure_ascii=False).
@@ -134,18 +134,17 @@ def rows() -> list[Row]:
     out: list[Row] = []
     for n, cls in enumerate(ROW_TYPES):
         values: dict[str, Any] = {}
-        for i, f in enumerate(dataclasses.fields(cls)):
-            kind = str(f.type)
+        for i, (name, kind) in enumerate(field_annotations(cls).items()):
             if kind.endswith("| None") and i % 3 == 0:
-                values[f.name] = None
+                values[name] = None
             elif kind.startswith("bytes"):
-                values[f.name] = b"\x04" * 97
+                values[name] = b"\x04" * 97
             elif kind.startswith("bool"):
-                values[f.name] = i % 2 == 0
+                values[name] = i % 2 == 0
             elif kind.startswith(("int", "Wei", "Timestamp")):
-                values[f.name] = 2**255 + n + i
+                values[name] = 2**255 + n + i
             else:
-                values[f.name] = AWKWARD[(n + i) % len(AWKWARD)]
+                values[name] = AWKWARD[(n + i) % len(AWKWARD)]
         out.append(cls(**values))
     return out
 
