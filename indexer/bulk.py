@@ -6,7 +6,7 @@ tens of thousands of rows a second. A `TableWriter` turns rows (plain tuples in 
 into a few `Write`s that hand the driver flat parameters, doing the one conversion our column
 types need (uint256 as padded text on SQLite) itself:
 
-- SQLite: multi-row `INSERT ... VALUES (...), (...)` statements of up to 8,192 parameters
+- SQLite: multi-row `INSERT ... VALUES (...), (...)` statements of up to 4,096 parameters
   (upserts and updates as `ON CONFLICT ... DO UPDATE`), in a few fixed sizes the driver
   caches. One statement binds its parameters once and runs in ONE call into SQLite, during
   which the GIL is released: the projector's writer thread (indexer/projection.py) then costs
@@ -42,7 +42,7 @@ Values = tuple[Any, ...]
 #: Most bound parameters in one SQLite statement: within SQLITE_MAX_VARIABLE_NUMBER (32,766
 #: since SQLite 3.32, 999 before), and small enough that the compiled statements the driver
 #: caches (`db.SQLITE_CACHED_STATEMENTS`) stay a few megabytes.
-SQLITE_STATEMENT_PARAMS = 8_192 if sqlite3.sqlite_version_info >= (3, 32) else 999
+SQLITE_STATEMENT_PARAMS = 4_096 if sqlite3.sqlite_version_info >= (3, 32) else 999
 #: Rows per COPY payload and per PostgreSQL multi-row statement.
 COPY_PAGE = 2_000
 PG_PAGE = 1_000

@@ -18,7 +18,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 WAL_CHECKPOINT_PAGES = 16_384
 #: Compiled statements each SQLite connection keeps (the driver's default is 128): the batched
 #: writes use a few sizes of statement per table (indexer/bulk.py), each costly to compile.
-SQLITE_CACHED_STATEMENTS = 512
+SQLITE_CACHED_STATEMENTS = 256
 
 
 def is_sqlite(engine: Engine) -> bool:

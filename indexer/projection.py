@@ -44,6 +44,8 @@ APPLICATION_NAME = "readmodels"
 DEFAULT_BATCH = 5_000
 #: Rows a projector run keeps cached between batches (bounds its memory).
 MAX_CACHED_ROWS = 50_000
+#: Events behind the store from which a run reads ahead and writes on threads of its own.
+PIPELINE_EVENTS = 2 * DEFAULT_BATCH
 #: Events the writer thread puts in one transaction at most (see `_Writer`).
 COMMIT_EVENTS = 20_000
 #: SQLite: WAL growth after which the writer thread checkpoints (see `_Writer`).
@@ -172,18 +174,20 @@ class Projector:
         with self.source.connect() as conn:
             found = finalized_block(conn)
             orphaned = self._ever_orphaned(conn)
+            latest = self.store.recorder.max_notification_id_on(conn)
         floor = -1 if found is None else found
         state = self._state
         total = 0
         try:
-            with (
-                _Connections(self.source, self.engine) as conns,
-                _Writer(self, enabled=self.pipeline, start_over=start_over) as writer,
-                contextlib.ExitStack() as streams,
-            ):
-                pending = _start_over(drop_indexes) if start_over else []
+            with contextlib.ExitStack() as stack:
+                conns = stack.enter_context(_Connections(self.source, self.engine))
                 with conns.rows.begin():
                     position = 0 if start_over else tracked_position(conns.rows)
+                # NOTE: threads only for a long catch-up: a few blocks are folded sooner alone.
+                pipelined = self.pipeline and latest - position >= PIPELINE_EVENTS
+                writer = stack.enter_context(_Writer(self, enabled=pipelined, start_over=start_over))
+                pending = _start_over(drop_indexes) if start_over else []
+                with conns.rows.begin():
                     if start_over:
                         state.reset()
                         state.position, state.complete, state.last_digest = 0, True, digest.GENESIS
@@ -195,7 +199,7 @@ class Projector:
                         state.complete = position == 0
                     if state.last_digest is None:
                         state.last_digest = _last_digest(conns.rows)
-                stream = streams.enter_context(_Stream(self, conns, position, until))
+                stream = stack.enter_context(_Stream(self, conns, position, until, ahead=pipelined))
                 while max_events is None or total < max_events:
                     limit = (
                         self.batch_events
@@ -232,7 +236,9 @@ class Projector:
                                 position = state.position = tracked_position(conns.rows)
                                 state.last_digest = _last_digest(conns.rows)
                             stream.close()
-                            stream = streams.enter_context(_Stream(self, conns, position, until))
+                            stream = stack.enter_context(
+                                _Stream(self, conns, position, until, ahead=pipelined)
+                            )
                             continue
                     position = state.position = batch[-1][0]
                     total += len(batch)
@@ -397,7 +403,9 @@ class _Stream:
     folds the chunk before: reading the store no longer costs the folding thread but decoding.
     """
 
-    def __init__(self, projector: Projector, conns: _Connections, after: int, until: int | None) -> None:
+    def __init__(
+        self, projector: Projector, conns: _Connections, after: int, until: int | None, *, ahead: bool
+    ) -> None:
         self.store = projector.store
         self.source = projector.source
         self.conns = conns
@@ -406,9 +414,8 @@ class _Stream:
         self._after = after
         self._buffer: list[tuple[int, FoldEvent]] = []
         self._exhausted = False
-        self._pool = (
-            ThreadPoolExecutor(1, thread_name_prefix="projector-reader") if projector.pipeline else None
-        )
+        self._first = True
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="projector-reader") if ahead else None
         self._pending: Future[str] | None = None
         self._conn: Connection | None = None
 
@@ -430,6 +437,11 @@ class _Stream:
         """The next events, at most `limit` unless one block alone has more (a batch never
         splits a block, so its digest sees all of it); empty when the store has no more."""
         buffer = self._buffer
+        if self._pool is not None and (self._first or self._exhausted):
+            # NOTE: read ahead, the first batch and the last ones are small: the writer starts
+            # sooner, and the caller waits less for the writer at the end.
+            limit = max(limit // 4, 1)
+            self._first = False
         while len(buffer) <= limit and not self._exhausted:
             self._more()
         cut = min(limit, len(buffer))
@@ -472,6 +484,9 @@ class _Stream:
         """One chunk's text (on the reader thread, in a read transaction of its own)."""
         if self._conn is None:
             self._conn = self.source.connect()
+            if self._conn.dialect.name == "sqlite":
+                # It reads the store once, in order: the OS caches the file for it.
+                self._conn.connection.driver_connection.execute("PRAGMA cache_size=-2048")  # type: ignore[union-attr]
         with self._conn.begin():
             return self.store.fold_chunk(self._conn, after, self.chunk, self.until)
 
