@@ -30,6 +30,7 @@ from api.freshness import FINALIZED_HEADER, HEAD_HEADER, FreshnessCache
 from api.middleware import FreshnessHeadersMiddleware, HeadMiddleware
 from api.ratelimit import RateLimitMiddleware, TokenBuckets
 from api.routes import accounts, blocks, events, fees, jobs, market, prompts, providers, status, stream
+from api.routing import index_routes
 from api.settings import ApiSettings
 from api.validation import ADDRESS_PATTERN, AMOUNT_PATTERN, HASH_PATTERN, TEXT_PATTERN
 from ascendnet import __version__
@@ -257,6 +258,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     # every route shares (api.routes.resource_router).
     for router in _ROUTERS:
         app.router.routes.extend(router.routes)
+    index_routes(app.router)
 
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(ApiError, _on_api_error)

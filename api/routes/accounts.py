@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from api.deps import SessionDep
 from api.prepared import Prepared
 from api.routes import resource_router
-from api.routes.jobs import J, job_summary
+from api.routes.jobs import SUMMARY, J, job_summary
 from api.routes.providers import find_provider, provider_out
 from api.schemas import Account, Item
 from api.validation import AddressPath
@@ -61,10 +61,10 @@ COUNTS = Prepared(
 )
 # Two index range scans merged in Python: an OR over client/provider would scan the table.
 RECENT_AS_CLIENT = Prepared(
-    sa.select(J).where(J.c.client == ADDRESS).order_by(J.c.job_id.desc()).limit(RECENT_JOBS)
+    sa.select(*SUMMARY).where(J.c.client == ADDRESS).order_by(J.c.job_id.desc()).limit(RECENT_JOBS)
 )
 RECENT_AS_PROVIDER = Prepared(
-    sa.select(J).where(J.c.provider == ADDRESS).order_by(J.c.job_id.desc()).limit(RECENT_JOBS)
+    sa.select(*SUMMARY).where(J.c.provider == ADDRESS).order_by(J.c.job_id.desc()).limit(RECENT_JOBS)
 )
 
 

@@ -9,7 +9,7 @@ from fastapi import Query
 
 from api.deps import SessionDep
 from api.errors import NotFound
-from api.pagination import MAX_LIMIT, Key, Order, PageDep, fetch_page
+from api.pagination import MAX_LIMIT, Filter, Key, Listing, Order, PageDep
 from api.prepared import Prepared
 from api.routes import resource_router
 from api.routes.events import IncludeReorged, history_page
@@ -28,8 +28,39 @@ _ORDERS = {
     "posted_desc": Order("jobs", "posted_desc", (Key("job_id", J.c.job_id, True),)),
     "posted_asc": Order("jobs", "posted_asc", (Key("job_id", J.c.job_id),)),
 }
+#: What a job summary shows (a listing reads these columns only, not the whole row).
+SUMMARY = (
+    J.c.job_id,
+    J.c.client,
+    J.c.asset,
+    J.c.max_amount,
+    J.c.amount,
+    J.c.state,
+    J.c.posted_at,
+    J.c.bid_deadline,
+    J.c.bid_count,
+    J.c.provider,
+    J.c.price,
+    J.c.settled_at,
+    J.c.block_number,
+    J.c.tx_hash,
+    J.c.log_index,
+)
+
+
 #: The price a job pays: the accepted bid once assigned, its escrow (the most it pays) before.
 EFFECTIVE_PRICE = sa.type_coerce(sa.func.coalesce(J.c.price, J.c.max_amount), models.Uint256())
+JOBS = Listing(
+    SUMMARY,
+    {
+        "status": Filter(lambda v: J.c.state == v),
+        "client": Filter(lambda v: J.c.client == v),
+        "provider": Filter(lambda v: J.c.provider == v),
+        "asset": Filter(lambda v: J.c.asset == v),
+        "min_price": Filter(lambda v: v <= EFFECTIVE_PRICE, type_=models.Uint256()),
+        "max_price": Filter(lambda v: v >= EFFECTIVE_PRICE, type_=models.Uint256()),
+    },
+)
 JOB = Prepared(sa.select(J).where(J.c.job_id == sa.bindparam("job_id")))
 BIDS = Prepared(
     sa.select(B)
@@ -82,20 +113,15 @@ async def list_jobs(
     The price range applies to the accepted price once a job is assigned, and to its escrow
     (the most the client pays) while it is open.
     """
-    query = sa.select(J)
-    if status is not None:
-        query = query.where(J.c.state == status)
-    if client is not None:
-        query = query.where(J.c.client == client)
-    if provider is not None:
-        query = query.where(J.c.provider == provider)
-    if asset is not None:
-        query = query.where(J.c.asset == asset)
-    if min_price is not None:
-        query = query.where(sa.literal(int(min_price), models.Uint256()) <= EFFECTIVE_PRICE)
-    if max_price is not None:
-        query = query.where(sa.literal(int(max_price), models.Uint256()) >= EFFECTIVE_PRICE)
-    rows, cursor = await session.read(fetch_page, query, _ORDERS[sort], page)
+    values = {
+        "status": status,
+        "client": client,
+        "provider": provider,
+        "asset": asset,
+        "min_price": None if min_price is None else int(min_price),
+        "max_price": None if max_price is None else int(max_price),
+    }
+    rows, cursor = await session.read(JOBS.page, _ORDERS[sort], page, values)
     return {"data": [job_summary(r) for r in rows], "next_cursor": cursor, "meta": session.meta()}
 
 
