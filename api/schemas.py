@@ -84,6 +84,50 @@ class RatingSummary(_Model):
     average: float | None = Field(description="Mean score, null while unrated.")
 
 
+MetadataStatus = Literal["resolved", "invalid", "unavailable", "mismatch"]
+
+
+class PromptMetadata(_Model):
+    """The prompt's public metadata document (docs/PROMPT_SCHEMA.md), as the indexer fetched it
+    from the content store."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "resolved",
+                    "title": "Haiku master",
+                    "description": "Writes one surprising haiku about any topic.",
+                    "error": None,
+                },
+                {
+                    "status": "unavailable",
+                    "title": None,
+                    "description": None,
+                    "error": "content bafkreigh2akiscaildc6en5ynfgqgvfpxaoafmqs6pbwbbbmdshhaqjfwm is not "
+                    "in the Kubo node at /ip4/127.0.0.1/tcp/5001/http",
+                },
+            ]
+        },
+    )
+
+    status: MetadataStatus = Field(
+        description="`resolved`: a valid `ascendnet.prompt/v1` document; `invalid`: for good (not a "
+        "CID, too large, not JSON, not the schema); `unavailable`: not found or the store was down, "
+        "retried with backoff; `mismatch`: a valid document whose `content_hash` is not this "
+        "token's on-chain content hash, so it does not describe this prompt (title and "
+        "description withheld)."
+    )
+    title: str | None = Field(
+        description="The document's title (one line, 1 to 120 characters), when resolved."
+    )
+    description: str | None = Field(
+        description="The document's description (up to 5,000 characters, may span lines), when resolved."
+    )
+    error: str | None = Field(description="Why it is invalid, unavailable or a mismatch; null when resolved.")
+
+
 class Prompt(_Model):
     model_config = ConfigDict(
         extra="forbid",
@@ -97,6 +141,12 @@ class Prompt(_Model):
                     "content_hash": EXAMPLE_HASH,
                     "royalty_bps": 500,
                     "minted_at": 1_764_000_000,
+                    "metadata": {
+                        "status": "resolved",
+                        "title": "Haiku master",
+                        "description": "Writes one surprising haiku about any topic.",
+                        "error": None,
+                    },
                     "listed": True,
                     "listing": {"seq": 1, "asset": NATIVE, "price": ONE_ETH},
                     "licence_terms": {"asset": NATIVE, "price": "100000000000000000"},
@@ -109,22 +159,26 @@ class Prompt(_Model):
         },
     )
 
-    token_id: int
+    token_id: int = Field(description="The NFT's token id; ids follow minting order.")
     creator: Address | None = Field(description="Null only between a mint's Transfer and PromptMinted.")
-    owner: Address
+    owner: Address = Field(description="The NFT's current owner.")
     metadata_cid: str | None = Field(
         description="CID of the prompt's metadata document (docs/PROMPT_SCHEMA.md)."
     )
-    content_hash: Hash | None
-    royalty_bps: int | None
+    content_hash: Hash | None = Field(description="sha256 of the prompt's plaintext, as minted.")
+    royalty_bps: int | None = Field(description="ERC-2981 royalty on NFT sales, in basis points.")
     minted_at: Timestamp | None
-    listed: bool
+    metadata: PromptMetadata | None = Field(
+        description="The metadata document's title and description, once the indexer fetched it from "
+        "the content store; null until then."
+    )
+    listed: bool = Field(description="Listed for sale now.")
     listing: ListingTerms | None = Field(description="The active NFT listing, if any.")
     licence_terms: LicenceTerms | None = Field(description="Licence price while licences are offered.")
-    licences_sold: int
-    sales_count: int
-    rating: RatingSummary
-    last_change: Provenance
+    licences_sold: int = Field(description="Licences bought, refunded ones included.")
+    sales_count: int = Field(description="Times the NFT was sold through a listing.")
+    rating: RatingSummary = Field(description="Ratings by licence holders.")
+    last_change: Provenance = Field(description="The log that last changed the prompt's on-chain state.")
 
 
 ListingState = Literal["active", "cancelled", "sold", "replaced"]

@@ -136,7 +136,15 @@ class Demo:
         )
         block = self._block_of(minted.terms_tx or minted.mint_tx)
         self.api_shows(
-            f"/prompts/{minted.token_id}", block, "token_id", "creator", "owner", "licence_terms", "listed"
+            f"/prompts/{minted.token_id}",
+            block,
+            "token_id",
+            "creator",
+            "owner",
+            "licence_terms",
+            "listed",
+            "metadata.status",
+            "metadata.title",
         )
         token = minted.token_id
 

@@ -132,7 +132,9 @@ def _services(
                 "0.5",
                 "--no-progress",
             ],  # fmt: skip
-            {**base, "ASCENDNET_DATA_DIR": str(data_dir)},
+            # The indexer resolves prompt metadata from the local content store the demo and
+            # `prompt mint --data-dir` write to: <data_dir>/content.
+            {**base, "ASCENDNET_DATA_DIR": str(data_dir.resolve()), "ASCENDNET_STORAGE__BACKEND": "local"},
             data_dir / "indexer.log",
         ),
         Child(

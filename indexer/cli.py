@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
+from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -101,9 +104,13 @@ def run_command(
         typer.Option("--progress/--no-progress", help="Progress bar (default: only on a terminal)."),
     ] = None,
 ) -> None:
-    """Backfill from the deploy block, then follow the head (Ctrl-C stops after the current step)."""
+    """Backfill from the deploy block, then follow the head (Ctrl-C stops after the current step).
+
+    Once at the head, it also resolves prompt metadata documents from the content store
+    ($ASCENDNET_METADATA_RESOLVE, default true; see `indexer resolve-metadata`)."""
     from indexer.db import upgrade
     from indexer.lock import writer_lock
+    from indexer.metadata import MetadataResolver
     from indexer.rpc import LogSource
     from indexer.runner import Indexer
 
@@ -132,20 +139,25 @@ def run_command(
         initial_span=settings.getlogs_blocks,
         max_span=settings.max_getlogs_blocks,
     )
-    with writer_lock(settings.database_url):
+    with writer_lock(settings.database_url), ExitStack() as closing:
         engine = _engine(settings.database_url)
-        try:
-            upgrade(engine)
-            Indexer(
-                engine=engine,
-                deployment=deployment,
-                source=source,
-                poll_interval=settings.poll_interval,
-                projector_batch_events=settings.projector_batch_events,
-                progress=progress,
-            ).run(once=once)
-        finally:
-            engine.dispose()
+        closing.callback(engine.dispose)
+        upgrade(engine)
+        metadata = None
+        if settings.metadata_resolve:
+            store = closing.enter_context(settings.metadata_store())
+            metadata = MetadataResolver(
+                engine, store, batch=settings.metadata_batch, budget=settings.metadata_timeout
+            )
+        Indexer(
+            engine=engine,
+            deployment=deployment,
+            source=source,
+            poll_interval=settings.poll_interval,
+            projector_batch_events=settings.projector_batch_events,
+            progress=progress,
+            metadata=metadata,
+        ).run(once=once)
 
 
 @indexer_app.command("rebuild")
@@ -200,6 +212,82 @@ def verify_command(
         return
     console.print(f"[bold red]differ[/]: {_safe(settings.database_url)} and {right}: {report}")
     raise typer.Exit(1)
+
+
+@indexer_app.command("resolve-metadata")
+def resolve_metadata_command(
+    once: Annotated[
+        bool, typer.Option("--once", help="Resolve what is pending now, then stop (default: keep following).")
+    ] = False,
+    database_url: DatabaseUrlOpt = None,
+    poll_interval: Annotated[
+        float | None, typer.Option("--poll-interval", help="Seconds between looks for new prompts.")
+    ] = None,
+) -> None:
+    """Fetch and validate the metadata documents of indexed prompts from the content store.
+
+    `indexer run` does this itself once it follows the head; run this beside an `indexer run`
+    with ASCENDNET_METADATA_RESOLVE=false to keep slow fetches away from it, or with --once to
+    catch up after a backfill. Unavailable documents are retried with backoff (30 s to 1 h).
+    With --once, exits 1 when the content store could not be reached."""
+    from indexer import models
+    from indexer.metadata import RETRY_BASE, resolve_pending
+
+    settings = _settings(database_url=database_url, poll_interval=poll_interval)
+    url = _safe(settings.database_url)
+    totals = {"resolved": 0, "invalid": 0, "unavailable": 0}
+    store_down = False
+    with ExitStack() as closing:
+        engine = _engine(settings.database_url)
+        closing.callback(engine.dispose)
+        try:
+            has_table = sa.inspect(engine).has_table(models.prompt_metadata.name)
+        except (OperationalError, ProgrammingError) as exc:
+            raise _not_indexed(settings.database_url) from exc
+        if not has_table:
+            raise IndexerError(
+                f"{url} has no prompt_metadata table yet: run `ascendnet indexer run` once, which "
+                "brings the schema up to date."
+            )
+        store = closing.enter_context(settings.metadata_store())
+
+        def reorgs() -> int | None:
+            # A reorg may re-mint token ids below the cursor: look at every prompt again.
+            with engine.connect() as conn:
+                return conn.execute(sa.select(models.indexer_status.c.reorg_count)).scalar()
+
+        after, seen_reorgs = 0, reorgs()
+        # --once fixes "now": a document found unavailable is not retried within this run.
+        now = int(time.time())
+        try:
+            while True:
+                report = resolve_pending(
+                    engine,
+                    store,
+                    limit=settings.metadata_batch,
+                    now=now if once else None,
+                    after_token_id=after,
+                )
+                for key in totals:
+                    totals[key] += getattr(report, key)
+                after = report.scanned_through
+                store_down = report.store_down
+                if store_down:
+                    console.print(f"[yellow]the content store ({store.name}) is unavailable[/]")
+                if once and (store_down or not report.more):
+                    break
+                if store_down or not report.more:
+                    time.sleep(RETRY_BASE if store_down else settings.poll_interval)
+                    if (current := reorgs()) != seen_reorgs:
+                        after, seen_reorgs = 0, current
+        except KeyboardInterrupt:
+            pass
+    console.print(
+        f"prompt metadata of {url}: {totals['resolved']} resolved, {totals['invalid']} invalid, "
+        f"{totals['unavailable']} unavailable (retried later)"
+    )
+    if once and store_down:
+        raise typer.Exit(1)
 
 
 @indexer_app.command("status")

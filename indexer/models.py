@@ -616,5 +616,41 @@ indexer_status = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+#: Prompt metadata documents fetched from the content store, one row per metadata CID
+#: (indexer/metadata.py writes them; the API's /prompts joins them on `prompts.metadata_cid`).
+#: NOTE: not chain-derived state, so not in READ_MODEL_TABLES: no block digest, no undo entry,
+#: `rebuild` keeps it. A CID names fixed bytes, so a resolved row never goes stale, and a reorg
+#: that drops a mint leaves a row no prompt joins; the chain decides which prompts exist, this
+#: table only what their CIDs hold.
+prompt_metadata = sa.Table(
+    "prompt_metadata",
+    metadata,
+    sa.Column("metadata_cid", sa.Text, primary_key=True),
+    #: resolved | invalid (permanent: not JSON, not the schema, too large, not a CID) |
+    #: unavailable (not found, store down: retried with backoff)
+    sa.Column("status", sa.String(16), nullable=False),
+    #: The document's `schema_version`, when it is a JSON object that names one (also if invalid).
+    sa.Column("schema_version", sa.Text, nullable=True),
+    #: The document's fields, when resolved (NULL otherwise).
+    sa.Column("title", sa.Text, nullable=True),
+    sa.Column("description", sa.Text, nullable=True),
+    #: `content_hash` of the document: the API shows a title only where it equals the token's.
+    sa.Column("content_hash", sa.String(66), nullable=True),
+    #: casefold(title + "\n" + description), what `/prompts?q=` searches.
+    #: NOTE: folded in Python once: SQLite's lower() folds ASCII only, and one folding gives
+    #: the same answers on both backends.
+    sa.Column("search_text", sa.Text, nullable=True),
+    #: Fetches tried so far (the successful one included).
+    sa.Column("attempts", sa.Integer, nullable=False),
+    #: Unix seconds of the last attempt, and of the successful one.
+    sa.Column("attempted_at", sa.BigInteger, nullable=False),
+    sa.Column("resolved_at", sa.BigInteger, nullable=True),
+    #: When an unavailable document is due again (unix seconds); NULL once final.
+    sa.Column("next_attempt_at", sa.BigInteger, nullable=True),
+    #: Why it is invalid or unavailable (short text).
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Index("ix_prompt_metadata_next_attempt_at", "next_attempt_at"),
+)
+
 #: Tables rebuilt from the store (everything the projector writes).
 READ_MODEL_TABLES: tuple[sa.Table, ...] = (*TABLES.values(), events, block_digests, undo_log)

@@ -4,6 +4,10 @@ One step: reconcile reorgs, fetch a verified range of logs and headers, decode t
 blocks with their events in one transaction, fold the new events into the read models (the
 projector commits each change with its tracking position), then write the status row. A crash
 at any instant leaves a consistent store: the next run carries on from its head.
+
+Once a step reaches the head, the runner also resolves a bounded batch of prompt metadata
+documents (indexer/metadata.py) before it writes the status row, so an answer that reflects a
+mint's block already shows the prompt's title when its document was at hand.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from chain.manifest import Deployment
 from chain.provenance import ChainEvent
 from indexer.errors import BlockConflict, IndexerError
 from indexer.gctune import batch_gc
+from indexer.metadata import MetadataResolver
 from indexer.projection import DEFAULT_BATCH, Projector, prune_undo
 from indexer.reorg import NodeBehind, Reconciler, Reorged
 from indexer.rpc import FetchedRange, LogSource, RpcUnavailable
@@ -117,8 +122,11 @@ class Indexer:
         projector_batch_events: int | None = None,
         progress: bool | None = None,
         prefetch: bool | None = None,
+        metadata: MetadataResolver | None = None,
     ) -> None:
         self.engine = engine
+        #: Resolves prompt metadata documents once the runner follows the head (None: never).
+        self.metadata = metadata
         self.deployment = deployment
         self.chain_id = deployment.chain_id
         self.source = source
@@ -238,6 +246,8 @@ class Indexer:
             )
         if isinstance(outcome, Reorged):
             self._discard_prefetch()
+            if self.metadata is not None:
+                self.metadata.rescan()
 
         head = self.store.head()
         start = head.number + 1 if head is not None else self.deployment.deploy_block
@@ -245,6 +255,7 @@ class Indexer:
         if start > end:
             projected = self._project()
             self._prune_undo()
+            self._resolve_metadata()
             self._write_status(head)
             return StepResult(
                 projected=projected,
@@ -281,6 +292,8 @@ class Indexer:
         self._rate.add(events)
         projected = self._project()
         self._prune_undo()
+        if fetched.end >= end:
+            self._resolve_metadata()
         self._write_status(fetched.end_ref)
         return StepResult(
             start=fetched.start,
@@ -326,6 +339,18 @@ class Indexer:
 
     def _project(self) -> int:
         return self.projector.run()
+
+    def _resolve_metadata(self) -> None:
+        """One bounded batch of prompt metadata (at the head only: a backfill folds first)."""
+        if self.metadata is None:
+            return
+        try:
+            self.metadata.run()
+        except Exception as exc:  # noqa: BLE001
+            # NOTE: off-chain documents are a side line of the indexer: a failure here (the
+            # database busy, a bug) is logged and tried again next step, never a reason to stop
+            # folding the chain. Bad documents never get here: they become rows.
+            log.error("metadata_resolve_failed", error=f"{type(exc).__name__}: {exc}")
 
     def _prune_undo(self) -> None:
         """Drop the undo entries of blocks below the finalized block, once per new finalized

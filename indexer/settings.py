@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import NoDecode
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from ascendnet.errors import ConfigError
 from ascendnet.settings import BaseAscendSettings
+from ascendnet.storage import ContentStore, StorageConfig, open_store
 
 Finality = Literal["tag", "confirmations"]
 
@@ -17,8 +18,13 @@ class IndexerSettings(BaseAscendSettings):
     """Where to read the chain from and where the event store and read models live.
 
     Environment: ASCENDNET_DATABASE_URL, ASCENDNET_RPC_URLS (comma-separated or a JSON list),
-    ASCENDNET_FINALITY, ASCENDNET_CONFIRMATIONS, ASCENDNET_MANIFEST, ...
+    ASCENDNET_FINALITY, ASCENDNET_CONFIRMATIONS, ASCENDNET_MANIFEST, ASCENDNET_METADATA_RESOLVE,
+    ``ASCENDNET_STORAGE__BACKEND=kubo``, ...
     """
+
+    model_config = SettingsConfigDict(
+        env_prefix="ASCENDNET_", env_file=".env", extra="ignore", env_nested_delimiter="__"
+    )
 
     #: SQLAlchemy URL of the database that holds both the event store and the read models.
     #: Empty means a SQLite file under `data_dir` (`<data_dir>/indexer.sqlite3`).
@@ -37,6 +43,16 @@ class IndexerSettings(BaseAscendSettings):
     projector_batch_events: int = Field(default=5_000, ge=1)
     #: Seconds between head polls while following.
     poll_interval: float = Field(default=2.0, gt=0)
+    #: The content store prompt metadata documents are read from (the local one lives in
+    #: `<data_dir>/content`, where `ascendnet prompt mint` stores them by default).
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    #: Whether `indexer run` resolves prompt metadata documents once it follows the head.
+    metadata_resolve: bool = True
+    #: Most documents `indexer run` fetches between two steps.
+    metadata_batch: int = Field(default=16, ge=1, le=1_000)
+    #: Seconds one fetch may wait on a Kubo store (unless `storage.kubo_timeout_seconds` is
+    #: lower); `indexer run` starts no further fetch once a call has spent this long.
+    metadata_timeout: float = Field(default=5.0, gt=0)
 
     @field_validator("rpc_urls", mode="before")
     @classmethod
@@ -49,6 +65,12 @@ class IndexerSettings(BaseAscendSettings):
                 return json.loads(text)
             return [u.strip() for u in text.split(",") if u.strip()]
         return value
+
+    def metadata_store(self) -> ContentStore:
+        """The content store metadata documents are fetched from: `storage`, each Kubo request
+        bounded by `metadata_timeout` as well."""
+        timeout = min(self.storage.kubo_timeout_seconds, self.metadata_timeout)
+        return open_store(self.storage.model_copy(update={"kubo_timeout_seconds": timeout}), self.data_dir)
 
     @model_validator(mode="after")
     def _refuse_unsafe_outside_local(self) -> IndexerSettings:

@@ -20,12 +20,26 @@ from indexer import models
 
 router = resource_router("prompts")
 P = models.TABLES[models.Prompt]
+M = models.prompt_metadata
+
+#: The metadata document's columns beside each prompt (NULL until the indexer fetched it).
+_METADATA = (
+    M.c.status.label("metadata_status"),
+    M.c.title.label("metadata_title"),
+    M.c.description.label("metadata_description"),
+    M.c.content_hash.label("metadata_content_hash"),
+    M.c.error.label("metadata_error"),
+)
+#: Prompts with their metadata documents: one row per prompt (the join is on M's key).
+WITH_METADATA = P.outerjoin(M, M.c.metadata_cid == P.c.metadata_cid)
 
 #: Average rating scaled to an integer (micro-stars), identical on both backends, for sorting.
 _DENOMINATOR = sa.case((P.c.rating_count == 0, 1), else_=P.c.rating_count)
 RATING_KEY = ((P.c.rating_sum * 1_000_000) / _DENOMINATOR).label("rating_key")
 
-PROMPT = Prepared(sa.select(P).where(P.c.token_id == sa.bindparam("token_id")))
+PROMPT = Prepared(
+    sa.select(P, *_METADATA).select_from(WITH_METADATA).where(P.c.token_id == sa.bindparam("token_id"))
+)
 
 PromptSort = Literal["newest", "oldest", "price_asc", "price_desc", "rating", "sales"]
 _ORDERS: dict[str, Order] = {
@@ -47,9 +61,27 @@ _ORDERS: dict[str, Order] = {
     ),
 }
 
-#: Columns `q` searches: the metadata's title and description once the read models resolve
-#: metadata documents; until then, what exists (the metadata CID).
-SEARCH_COLUMNS: tuple[str, ...] = tuple(c for c in ("title", "description") if c in P.c) or ("metadata_cid",)
+
+def metadata_out(m: Any) -> dict[str, Any] | None:
+    """The `metadata` object of a prompt row joined with its document's row (None: not fetched)."""
+    status = m["metadata_status"]
+    if status is None:
+        return None
+    if status == "resolved" and m["metadata_content_hash"] != m["content_hash"]:
+        # NOTE: anyone can mint a token naming another prompt's document; its title is not
+        # this token's to show (docs/PROMPT_SCHEMA.md: the hashes must be equal).
+        return {
+            "status": "mismatch",
+            "title": None,
+            "description": None,
+            "error": f"the document's content_hash {m['metadata_content_hash']} is not this token's",
+        }
+    return {
+        "status": status,
+        "title": m["metadata_title"],
+        "description": m["metadata_description"],
+        "error": m["metadata_error"],
+    }
 
 
 def prompt_out(row: Any) -> dict[str, Any]:
@@ -63,6 +95,7 @@ def prompt_out(row: Any) -> dict[str, Any]:
         "content_hash": m["content_hash"],
         "royalty_bps": m["royalty_bps"],
         "minted_at": m["minted_at"],
+        "metadata": metadata_out(m),
         "listed": bool(m["listed"]),
         "listing": (
             {"seq": m["listing_seq"], "asset": m["list_asset"], "price": m["list_price"]}
@@ -88,8 +121,16 @@ def prompt_out(row: Any) -> dict[str, Any]:
 
 
 def _search(q: str) -> ColumnElement[bool]:
-    needle = q.lower()
-    return sa.or_(*(sa.func.lower(P.c[c]).contains(needle, autoescape=True) for c in SEARCH_COLUMNS))
+    """Title and description of a resolved document that belongs to the prompt, or the CID
+    (so a prompt whose document is not fetched yet can still be found)."""
+    return sa.or_(
+        sa.and_(
+            M.c.status == "resolved",
+            M.c.content_hash == P.c.content_hash,
+            M.c.search_text.contains(q.casefold(), autoescape=True),
+        ),
+        sa.func.lower(P.c.metadata_cid).contains(q.lower(), autoescape=True),
+    )
 
 
 @router.get("/prompts", response_model=Page[Prompt], summary="Browse prompts")
@@ -114,8 +155,9 @@ async def list_prompts(
             min_length=1,
             max_length=100,
             pattern=TEXT_PATTERN,
-            description="Case-insensitive text search over the prompt's metadata (see below).",
-            examples=["bafk"],
+            description="Case-insensitive text search over the title and description of the "
+            "prompt's metadata document, and its metadata CID (see below).",
+            examples=["haiku"],
         ),
     ] = None,
     sort: Annotated[
@@ -125,11 +167,11 @@ async def list_prompts(
 ) -> dict[str, Any]:
     """Prompts, filtered and sorted. `asset` matches prompts listed or licensed in that asset.
 
-    `q` searches the metadata text the read models hold: today the metadata CID, since the
-    indexer does not resolve metadata documents (title, description) yet; it searches title
-    and description as soon as the read models carry them.
+    `q` matches a substring, ignoring case, of the title or description of the prompt's
+    metadata document once the indexer has resolved it (`metadata.status` is `resolved`), or
+    of its metadata CID, so a prompt whose document is not fetched yet is still found by CID.
     """
-    query = sa.select(P, RATING_KEY)
+    query = sa.select(P, RATING_KEY, *_METADATA).select_from(WITH_METADATA)
     if creator is not None:
         query = query.where(P.c.creator == creator)
     if owner is not None:
@@ -170,8 +212,8 @@ async def get_prompt(
     session: SessionDep,
     token_id: Annotated[int, id_path("prompt's token id")],
 ) -> dict[str, Any]:
-    """A prompt NFT: creator, owner, metadata CID, content hash, royalty, its active listing,
-    licence terms and rating."""
+    """A prompt NFT: creator, owner, metadata CID, content hash, royalty, the title and
+    description of its metadata document, its active listing, licence terms and rating."""
     row = await session.read(_get_prompt, token_id)
     return {"data": prompt_out(row), "meta": session.meta()}
 

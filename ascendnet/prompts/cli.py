@@ -64,6 +64,7 @@ SellerKeysOpt = Annotated[
 
 #: What the API's /prompts/{id} and /licences show after a prompt command.
 PROMPT_FIELDS = (
+    "metadata.title",
     "owner",
     "listed",
     "listing.price",

@@ -136,6 +136,14 @@ def test_prompt_licence_and_sale_as_the_api_shows_them(stack: Stack, demo: dict[
     assert prompt["creator"] == seller and prompt["owner"] == collector
     assert prompt["listed"] is False and prompt["sales_count"] == 1 and prompt["licences_sold"] == 1
     assert prompt["rating"]["count"] == 1 and prompt["rating"]["average"] == 5
+    # The dev indexer resolved the metadata document the demo stored in the dev content store.
+    assert prompt["metadata"] == {
+        "status": "resolved",
+        "title": "Haiku master",
+        "description": "Writes one surprising haiku about any topic.",
+        "error": None,
+    }
+    assert [p["token_id"] for p in stack.api.get("/prompts", q="HAIKU")["data"]] == [token]
 
     (licence,) = stack.api.get("/licences", token_id=token)["data"]
     price = ETHER // 100

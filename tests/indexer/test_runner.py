@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -16,12 +17,17 @@ import pytest
 import sqlalchemy as sa
 from rich.console import Console
 
+from ascendnet.storage import LocalContentStore, compute_cid
+from chain.anvil import dev_accounts
 from chain.contracts import Protocol
+from chain.tx import TxSender
 from indexer import models
 from indexer import runner as runner_module
+from indexer.metadata import MetadataResolver
 from indexer.rpc import LogSource
 from indexer.runner import Indexer
-from tests.indexer.activity import Activity
+from tests.indexer.activity import Activity, Call, encoder
+from tests.indexer.documents import document
 from tests.indexer.faulty_rpc import FaultyRpc
 from tests.indexer.harness import (  # noqa: F401
     REPO,
@@ -194,6 +200,129 @@ def test_the_undo_log_is_pruned_below_the_finalized_block(
     assert undo_blocks, "the unfinalized blocks keep their undo entries"
     assert min(undo_blocks) >= finalized
     assert read_models(url) == clean_index(databases, protocol.deployment, chain.url)
+
+
+class TestMetadata:
+    """Prompt metadata is resolved from the content store once the runner reaches the head."""
+
+    def _mint(self, protocol: Protocol, chain: Chain, store: LocalContentStore) -> tuple[str, str]:
+        """Two prompts: one whose document is in `store`, one whose document is nowhere."""
+        found = store.put(document("Runner haiku", "Resolved by the runner.", b"runner"))
+        missing = str(compute_cid(document("Lost", "Never stored.", b"lost")))
+        minter = TxSender(chain.w3, dev_accounts(5)[4])
+        for cid, text in ((found, b"runner"), (missing, b"lost")):
+            minter.transact(protocol.market.functions.mint(cid, hashlib.sha256(text).digest(), 0))
+        return found, missing
+
+    def test_the_runner_resolves_documents_at_the_head(
+        self, chain: Chain, protocol: Protocol, databases: Databases, tmp_path: Path
+    ) -> None:
+        store = LocalContentStore(tmp_path / "content")
+        found, missing = self._mint(protocol, chain, store)
+        engine = prepared_engine(databases.new())
+        try:
+            source = LogSource(
+                urls=[chain.url], addresses=[protocol.compute.address, protocol.market.address]
+            )
+            Indexer(
+                engine=engine,
+                deployment=protocol.deployment,
+                source=source,
+                progress=False,
+                metadata=MetadataResolver(engine, store),
+            ).run(once=True)
+            with engine.connect() as conn:
+                got = {
+                    r.metadata_cid: (r.status, r.title)
+                    for r in conn.execute(sa.select(models.prompt_metadata))
+                }
+        finally:
+            engine.dispose()
+        assert got == {found: ("resolved", "Runner haiku"), missing: ("unavailable", None)}
+
+    def test_a_reorg_that_re_mints_a_token_id_is_resolved_too(
+        self, chain: Chain, protocol: Protocol, activity: Activity, databases: Databases, tmp_path: Path
+    ) -> None:
+        """The resolver's cursor had passed the token id; the reorg makes it look again."""
+        store = LocalContentStore(tmp_path / "content")
+        first = store.put(document("Before the reorg", "Orphaned.", b"one"))
+        second = store.put(document("After the reorg", "Canonical.", b"two"))
+        mint = encoder(protocol.market, "mint")
+        creator = chain.accounts[4]
+
+        def minting(cid: str, text: bytes) -> Call:
+            return Call(creator, protocol.market.address, mint(cid, hashlib.sha256(text).digest(), 0))
+
+        activity.send_mined([minting(first, b"one")])
+        token = int(protocol.market.functions.promptCount().call())
+        engine = prepared_engine(databases.new())
+        try:
+            source = LogSource(
+                urls=[chain.url], addresses=[protocol.compute.address, protocol.market.address]
+            )
+            indexer = Indexer(
+                engine=engine,
+                deployment=protocol.deployment,
+                source=source,
+                poll_interval=0.05,
+                progress=False,
+                metadata=MetadataResolver(engine, store),
+            )
+            indexer.run(once=True)
+            again = minting(second, b"two")
+            replacement = {"from": again.sender, "to": again.to, "data": again.data, "gas": hex(again.gas)}
+            chain.rpc("anvil_reorg", [1, [[replacement, 0]]])
+            activity.resync()
+            assert int(protocol.market.functions.promptCount().call()) == token
+            indexer.run(once=True)
+            with engine.connect() as conn:
+                table, prompts = models.prompt_metadata, models.TABLES[models.Prompt]
+                titles = {r[0]: r[1] for r in conn.execute(sa.select(table.c.metadata_cid, table.c.title))}
+                (cid,) = conn.execute(
+                    sa.select(prompts.c.metadata_cid).where(prompts.c.token_id == token)
+                ).scalars()
+        finally:
+            engine.dispose()
+        assert cid == second
+        assert titles == {first: "Before the reorg", second: "After the reorg"}
+
+    def test_run_resolves_unless_switched_off_and_resolve_metadata_catches_up(
+        self, chain: Chain, protocol: Protocol, databases: Databases, tmp_path: Path
+    ) -> None:
+        store = LocalContentStore(tmp_path / "data" / "content")
+        found, missing = self._mint(protocol, chain, store)
+        manifest = write_manifest(protocol.deployment, tmp_path)
+        data_dir = str(tmp_path / "data")
+
+        def statuses(url: str) -> dict[str, str]:
+            engine = prepared_engine(url)
+            try:
+                with engine.connect() as conn:
+                    table = models.prompt_metadata
+                    return {r[0]: r[1] for r in conn.execute(sa.select(table.c.metadata_cid, table.c.status))}
+            finally:
+                engine.dispose()
+
+        run = ["indexer", "run", "--once", "--rpc-url", chain.url, "--manifest", str(manifest)]
+        url = databases.new()
+        done = run_cli(*run, "--database-url", url, ASCENDNET_DATA_DIR=data_dir)
+        assert done.returncode == 0, done.stderr
+        assert statuses(url) == {found: "resolved", missing: "unavailable"}
+        logged = [e for e in json_lines(done.stderr) if e["event"] == "metadata_resolved"]
+        assert [(e["resolved"], e["unavailable"]) for e in logged] == [(1, 1)]
+
+        url = databases.new()
+        done = run_cli(
+            *run, "--database-url", url, ASCENDNET_METADATA_RESOLVE="false", ASCENDNET_DATA_DIR=data_dir
+        )
+        assert done.returncode == 0, done.stderr
+        assert statuses(url) == {}
+        caught_up = run_cli(
+            "indexer", "resolve-metadata", "--once", "--database-url", url, ASCENDNET_DATA_DIR=data_dir
+        )
+        assert caught_up.returncode == 0, caught_up.stderr
+        assert "1 resolved, 0 invalid, 1 unavailable" in " ".join(caught_up.stdout.split())
+        assert statuses(url) == {found: "resolved", missing: "unavailable"}
 
 
 def test_progress_bar_on_a_terminal(
