@@ -70,6 +70,8 @@ class Reader:
         #: Run reads on the event loop rather than in a worker thread (no thread hop).
         self.inline = inline
         self._idle: list[Connection] = []
+        #: Connections for single statements (`run_one`), in autocommit mode on PostgreSQL.
+        self._idle_one: list[Connection] = []
 
     def run(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Freshness, T]:
         """`fn(conn, *args, **kwargs)` and the freshness, both read in one transaction."""
@@ -99,10 +101,54 @@ class Reader:
             return self.run(fn, args, kwargs)
         return await run_in_threadpool(self.run, fn, args, kwargs)
 
+    def run_one(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        """`fn(conn, *args, **kwargs)`, reading on `conn`'s driver (`Prepared` statements) in
+        one snapshot: on PostgreSQL `fn` runs ONE statement, outside of any transaction (alone,
+        a statement reads one snapshot by itself); on SQLite, in a read transaction.
+
+        NOTE: on PostgreSQL a transaction costs a round trip to begin and one to end, as many
+        as the statement itself; these connections are in autocommit mode, so a request that
+        needs one statement (its data and freshness together) costs one round trip."""
+        try:
+            conn = self._idle_one.pop()
+        except IndexError:
+            conn = self.engine.connect()
+            if conn.dialect.name == "postgresql":
+                conn.connection.driver_connection.autocommit = True  # type: ignore[union-attr]
+        driver = conn.connection.driver_connection
+        sqlite = conn.dialect.name == "sqlite"
+        try:
+            if sqlite:
+                # NOTE: SQLite: a read transaction on the driver (microseconds, no round trip),
+                # so a listing reads its page and the freshness as two plain statements, which
+                # SQLite runs faster than one that joins them.
+                driver.execute("BEGIN")  # type: ignore[union-attr]
+                try:
+                    result = fn(conn, *args, **kwargs)
+                finally:
+                    driver.execute("COMMIT")  # type: ignore[union-attr]
+            else:
+                result = fn(conn, *args, **kwargs)
+        except BaseException:
+            if conn.invalidated or conn.closed:
+                conn.close()
+            else:
+                self._idle_one.append(conn)
+            raise
+        self._idle_one.append(conn)
+        return result
+
+    async def read_one(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        if self.inline:
+            return self.run_one(fn, args, kwargs)
+        return await run_in_threadpool(self.run_one, fn, args, kwargs)
+
     def close(self) -> None:
         """Close the connections it holds (at shutdown)."""
         while self._idle:
             self._idle.pop().close()
+        while self._idle_one:
+            self._idle_one.pop().close()
 
 
 class ReadSession:
@@ -123,6 +169,16 @@ class ReadSession:
         fresh, result = await self.reader.read(fn, args, kwargs)
         self.freshness = fresh
         # The freshness headers middleware reads it from the request's state.
+        self.request.state.freshness = fresh
+        return result
+
+    async def read_one(
+        self, fn: Callable[Concatenate[Connection, P], tuple[Freshness, T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """`fn(connection, *args)` that reads with ONE statement, returning the freshness it
+        read with its data (see `Reader.run_one`), and the data."""
+        fresh, result = await self.reader.read_one(fn, args, kwargs)
+        self.freshness = fresh
         self.request.state.freshness = fresh
         return result
 

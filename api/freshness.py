@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import sqlalchemy as sa
@@ -59,50 +60,57 @@ def _text(value: int | None) -> bytes:
 
 
 _STATUS = models.indexer_status
-_QUERY = Prepared(
-    sa.select(
-        _STATUS.c.chain_id,
-        _STATUS.c.indexed_head,
-        _STATUS.c.finalized_block,
-        sa.select(sa.func.max(projection_tracking.c.notification_id))
-        .where(projection_tracking.c.application_name == APPLICATION_NAME)
-        .scalar_subquery()
-        .label("projected"),
-        sa.select(sa.func.max(stored_events.c.id)).scalar_subquery().label("latest"),
-        sa.select(sa.func.max(models.block_digests.c.block_number)).scalar_subquery().label("last_folded"),
-    ).limit(1)
-)
-_POSITION = Prepared(
-    sa.select(
-        sa.select(sa.func.max(projection_tracking.c.notification_id))
-        .where(projection_tracking.c.application_name == APPLICATION_NAME)
-        .scalar_subquery()
-    )
-)
 
 
-def read_freshness(conn: Connection) -> Freshness:
-    """The freshness of what `conn`'s transaction sees (one statement)."""
-    row = _QUERY.first(conn)
-    if row is None:
-        found = _POSITION.first(conn)
-        position = None if found is None else next(iter(found.values()))
-        return Freshness(position=int(position or 0))
-    projected = int(row.projected or 0)
-    latest = int(row.latest or 0)
-    reflects = row.indexed_head if projected >= latest else row.last_folded
+def _scalar(column: Any, *where: Any) -> Any:
+    return sa.select(column).where(*where).scalar_subquery()
+
+
+#: The figures a freshness is made of, as columns of one row that always exists (each a
+#: scalar subquery: NULL before the indexer first reported). Hot statements carry them, so
+#: that one statement reads the data and the block it reflects in one snapshot.
+FRESHNESS_COLUMNS = (
+    _scalar(_STATUS.c.chain_id).label("_f_chain_id"),
+    _scalar(_STATUS.c.indexed_head).label("_f_indexed_head"),
+    _scalar(_STATUS.c.finalized_block).label("_f_finalized_block"),
+    _scalar(
+        sa.func.max(projection_tracking.c.notification_id),
+        projection_tracking.c.application_name == APPLICATION_NAME,
+    ).label("_f_projected"),
+    _scalar(sa.func.max(stored_events.c.id)).label("_f_latest"),
+    _scalar(sa.func.max(models.block_digests.c.block_number)).label("_f_last_folded"),
+)
+#: `FRESHNESS_COLUMNS` as a one-row table, for statements to join their data to.
+FRESHNESS = sa.select(*FRESHNESS_COLUMNS).subquery("fresh")
+_QUERY = Prepared(sa.select(*FRESHNESS_COLUMNS))
+
+
+def freshness_of(row: Any) -> Freshness:
+    """The freshness in a row carrying the `FRESHNESS_COLUMNS` (by their labels)."""
+    projected = int(row["_f_projected"] or 0)
+    if row["_f_chain_id"] is None:
+        return Freshness(position=projected)
+    latest = int(row["_f_latest"] or 0)
+    reflects = row["_f_indexed_head"] if projected >= latest else row["_f_last_folded"]
     head = None if reflects is None else int(reflects)
-    final = row.finalized_block
+    final = row["_f_finalized_block"]
     if final is not None and head is not None:
         final = min(int(final), head)
     elif head is None:
         final = None
     return Freshness(
-        chain_id=int(row.chain_id),
+        chain_id=int(row["_f_chain_id"]),
         indexed_head=head,
         finalized_block=None if final is None else int(final),
         position=projected,
     )
+
+
+def read_freshness(conn: Connection) -> Freshness:
+    """The freshness of what `conn`'s transaction sees (one statement)."""
+    row = _QUERY.first(conn)
+    assert row is not None  # a select of scalar subqueries returns one row
+    return freshness_of(row)
 
 
 class FreshnessCache:

@@ -3,21 +3,25 @@
 NOTE: for a lookup by key, SQLAlchemy's per-execution work (cache key, result metadata for
 each of a wide row's columns, value processors) costs far more than SQLite's own (about
 0.3 ms a statement against a few microseconds). A `Prepared` statement is compiled once per
-dialect and run on the DBAPI cursor of the request's connection, inside its transaction. Rows
-come back as `Record`s holding the driver's values: a uint256 as the indexer stored it
-(zero-padded decimal text on SQLite, an exact Decimal on PostgreSQL), booleans possibly as 0/1,
-bytes possibly as memoryview. The response models turn them into ints, bools and hex; code
-that computes with an amount calls `int()` first. Only statements whose parameters need no
-conversion (ids, addresses, state names) belong here.
+dialect and run on the DBAPI cursor of the request's connection, inside its transaction if it
+has one (one statement alone is read in one snapshot by itself). Rows come back as `Record`s
+holding the driver's values: a uint256 as the indexer stored it (zero-padded decimal text on
+SQLite, an exact Decimal on PostgreSQL), booleans possibly as 0/1, bytes possibly as
+memoryview; JSON text columns (`json_rows`) as text. The response models turn them into ints,
+bools and hex; code that computes with an amount calls `int()` first. Parameters go through
+their SQLAlchemy type's bind processor (a uint256 bound as SQLite's padded text).
 """
 
 from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy.engine import Connection
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.expression import Executable
 
 
@@ -42,8 +46,33 @@ _PREPARED_KEY = "ascendnet_api_prepared"
 _PG_PARAM = re.compile(r"%\((\w+)\)s")
 
 
+class _Compiled:
+    """A statement compiled for one dialect: its SQL, its parameters in order (None: by name)
+    with their defaults and bind processors."""
+
+    def __init__(self, statement: Executable, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+        self.sql = str(compiled)
+        self.order: tuple[str, ...] | None = tuple(compiled.positiontup) if compiled.positional else None
+        self.defaults: dict[str, Any] = dict(compiled.params)
+        self.processors: dict[str, Callable[[Any], Any]] = {}
+        for name, bind in compiled.binds.items():
+            process = bind.type.bind_processor(dialect)
+            if process is not None:
+                self.processors[name] = process
+
+    def values(self, params: dict[str, Any]) -> dict[str, Any]:
+        values = {**self.defaults, **params}
+        for name, process in self.processors.items():
+            if name in values and values[name] is not None:
+                values[name] = process(values[name])
+        return values
+
+
 class Prepared:
     """One fixed statement (with named bind parameters), compiled per dialect on first use.
+    `statement` is the statement, or a function of the dialect's name that builds it (for the
+    few constructs, such as JSON aggregates, that differ between backends).
 
     NOTE: on PostgreSQL it is also prepared on the server (`PREPARE`, once per connection;
     then `EXECUTE`): psycopg2 sends each statement as text, which the server would plan every
@@ -52,9 +81,9 @@ class Prepared:
 
     _count = itertools.count()
 
-    def __init__(self, statement: Executable) -> None:
+    def __init__(self, statement: Executable | Callable[[str], Executable]) -> None:
         self.statement = statement
-        self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
+        self._compiled: dict[str, _Compiled] = {}
         self._name = f"ascendnet_api_{next(self._count)}"
         self._pg: tuple[str, str, tuple[str, ...]] | None = None
 
@@ -73,36 +102,71 @@ class Prepared:
             self._pg = (f"PREPARE {self._name} AS {body}", f"EXECUTE {self._name}{arguments}", tuple(names))
         return self._pg
 
-    def _for(self, conn: Connection) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
-        dialect = conn.dialect
+    def _for(self, dialect: Dialect) -> _Compiled:
         found = self._compiled.get(dialect.name)
         if found is None:
-            compiled = self.statement.compile(dialect=dialect)  # type: ignore[attr-defined]
-            order = tuple(compiled.positiontup) if compiled.positional else None
-            found = self._compiled[dialect.name] = (str(compiled), order, dict(compiled.params))
+            build = self.statement
+            statement = build if isinstance(build, Executable) else build(dialect.name)
+            found = self._compiled[dialect.name] = _Compiled(statement, dialect)
         return found
 
+    def sql(self, dialect: Dialect) -> str:
+        """The statement's SQL for `dialect` (for query plans)."""
+        return self._for(dialect).sql
+
     def all(self, conn: Connection, **params: Any) -> list[Record]:
-        """Every row, run on `conn`'s driver connection within its current transaction."""
-        sql, order, defaults = self._for(conn)
-        values = {**defaults, **params}
+        """Every row, run on `conn`'s driver connection (within its transaction, if any)."""
+        names, rows = self._run(conn, params)
+        return [Record(zip(names, row, strict=True)) for row in rows]
+
+    def tuples(self, conn: Connection, **params: Any) -> Sequence[Any]:
+        """Every row as the driver's tuple (the statement's columns in order)."""
+        return self._run(conn, params)[1]
+
+    def _run(self, conn: Connection, params: dict[str, Any]) -> tuple[list[str], Sequence[Any]]:
+        compiled = self._for(conn.dialect)
+        values = compiled.values(params)
         dbapi = conn.connection
         cursor = dbapi.cursor()
         try:
             if conn.dialect.name == "postgresql":
-                prepare, execute, arguments = self._pg_statement(sql)
+                prepare, execute, arguments = self._pg_statement(compiled.sql)
                 prepared = dbapi.info.setdefault(_PREPARED_KEY, set())
                 if self._name not in prepared:
                     cursor.execute(prepare)
                     prepared.add(self._name)
                 cursor.execute(execute, tuple(values[n] for n in arguments))
             else:
-                cursor.execute(sql, tuple(values[n] for n in order) if order is not None else values)
+                order = compiled.order
+                cursor.execute(compiled.sql, tuple(values[n] for n in order) if order is not None else values)
             names = [d[0] for d in cursor.description]
-            return [Record(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            return names, cursor.fetchall()
         finally:
             cursor.close()
 
     def first(self, conn: Connection, **params: Any) -> Record | None:
         rows = self.all(conn, **params)
         return rows[0] if rows else None
+
+
+def json_rows(query: sa.Select[Any], dialect: str) -> sa.ScalarSelect[Any]:
+    """A scalar subquery holding `query`'s rows as one JSON array of arrays (column values
+    in order; SQLite may not keep the order, so sort after decoding if it matters): several
+    rows inside one row of a larger statement."""
+    inner = query.subquery()
+    if dialect == "postgresql":
+        values = sa.func.json_build_array(*inner.c)
+        return sa.select(sa.func.coalesce(sa.func.json_agg(values), sa.text("'[]'::json"))).scalar_subquery()
+    return sa.select(sa.func.json_group_array(sa.func.json_array(*inner.c))).scalar_subquery()
+
+
+_decode_json = msgspec.json.Decoder().decode
+
+
+def json_value(value: Any) -> Any:
+    """A `json_rows` column as Python values: SQLite gives its text, psycopg2 decodes it."""
+    if value is None:
+        return []
+    if isinstance(value, str | bytes):
+        return _decode_json(value)
+    return value

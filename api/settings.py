@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
+from sqlalchemy.engine import make_url
 
 from ascendnet.errors import ConfigError
 from ascendnet.settings import BaseAscendSettings
@@ -74,7 +75,8 @@ class ApiSettings(BaseAscendSettings):
     api_db_pool_size: int = Field(default=16, ge=1, le=256)
     #: Worker threads each process runs database reads in; 0 runs them on the event loop (no
     #: thread hop, but a slow read holds up the worker's other requests). Default: 0 on SQLite
-    #: (a local file, reads of microseconds), 8 on PostgreSQL (round trips to a server).
+    #: and on a PostgreSQL server of this host (reads of tens of microseconds, most of them one
+    #: round trip), 8 on a PostgreSQL server elsewhere (round trips over a network).
     api_threads: int = Field(default=-1, ge=-1, le=256)
 
     @field_validator("api_cors_origins", "api_trusted_proxies", mode="before")
@@ -96,7 +98,7 @@ class ApiSettings(BaseAscendSettings):
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'indexer.sqlite3'}"
         if self.api_threads < 0:
-            self.api_threads = 0 if self.database_url.startswith("sqlite") else DEFAULT_PG_THREADS
+            self.api_threads = 0 if _local_database(self.database_url) else DEFAULT_PG_THREADS
         if self.api_default_limit > self.api_max_limit:
             raise ConfigError(
                 f"ASCENDNET_API_DEFAULT_LIMIT ({self.api_default_limit}) is above ASCENDNET_API_MAX_LIMIT "
@@ -134,3 +136,12 @@ class ApiSettings(BaseAscendSettings):
                 "Set a per-client rate (requests per second), e.g. 50."
             )
         return self
+
+
+def _local_database(url: str) -> bool:
+    """A SQLite file, or a PostgreSQL server on this host (TCP loopback or a Unix socket)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return True
+    host = parsed.host or parsed.query.get("host")
+    return host in (None, "", "localhost", "127.0.0.1", "::1") or str(host).startswith("/")

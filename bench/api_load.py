@@ -423,20 +423,21 @@ def explain(url: str, paths: dict[str, str]) -> dict[str, list[tuple[str, str]]]
     settings = ApiSettings(_env_file=None, env="local", database_url=url, api_rate_limit=0, api_threads=0)
     app = create_app(settings)
     captured: list[tuple[str, Any]] = []
-    plain_all = prepared.Prepared.all
+    plain_run = prepared.Prepared._run
 
-    def spy(self: prepared.Prepared, conn: sa.Connection, **params: Any) -> list[prepared.Record]:
-        sql, order, defaults = self._for(conn)
-        values = {**defaults, **params}
-        captured.append((sql, tuple(values[n] for n in order) if order is not None else values))
-        return plain_all(self, conn, **params)
+    def spy(self: prepared.Prepared, conn: sa.Connection, params: dict[str, Any]) -> Any:
+        compiled = self._for(conn.dialect)
+        values = compiled.values(params)
+        order = compiled.order
+        captured.append((compiled.sql, tuple(values[n] for n in order) if order is not None else values))
+        return plain_run(self, conn, params)
 
     def on_execute(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_rest: Any) -> None:
         if statement.strip().upper() not in ("BEGIN", "COMMIT", "ROLLBACK"):
             captured.append((statement, parameters))
 
     sa.event.listen(app.state.engine, "before_cursor_execute", on_execute)
-    prepared.Prepared.all = spy  # type: ignore[method-assign]
+    prepared.Prepared._run = spy  # type: ignore[method-assign]
     plans: dict[str, list[tuple[str, str]]] = {}
     planner = db.make_engine(url)
     try:
@@ -455,7 +456,7 @@ def explain(url: str, paths: dict[str, str]) -> dict[str, list[tuple[str, str]]]
                         plan = "; ".join(str(r[0]).strip() for r in rows if "->" in r[0] or r is rows[0])
                     plans[name].append((" ".join(sql.split())[:100], plan))
     finally:
-        prepared.Prepared.all = plain_all  # type: ignore[method-assign]
+        prepared.Prepared._run = plain_run  # type: ignore[method-assign]
         planner.dispose()
     return plans
 

@@ -7,10 +7,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from api.deps import SessionDep
-from api.prepared import Prepared
+from api.freshness import FRESHNESS, Freshness, freshness_of
+from api.prepared import Prepared, Record, json_rows, json_value
 from api.routes import resource_router
 from api.routes.jobs import SUMMARY, J, job_summary
-from api.routes.providers import find_provider, provider_out
+from api.routes.providers import PR, provider_out
 from api.schemas import Account, Item
 from api.validation import AddressPath
 from indexer import models
@@ -41,9 +42,18 @@ MARKET_COUNTS = (
     "purchases",
     "ratings_given",
 )
-OWED_OF = Prepared(sa.select(OWED).where(OWED.c.account == ADDRESS).order_by(OWED.c.asset, OWED.c.contract))
-COUNTS = Prepared(
-    sa.select(
+_OWED_COLUMNS = ("asset", "contract", "owed", "credited_total", "withdrawn_total")
+_PROVIDER_COLUMNS = tuple(c.name for c in PR.c)
+_SUMMARY_COLUMNS = tuple(c.name for c in SUMMARY)
+
+
+def _account_statement(dialect: str) -> sa.Select[Any]:
+    """Everything an account shows, with the freshness, in ONE statement: its counts as
+    scalar subqueries, its balances, recent jobs and provider record as JSON rows (each an
+    index range scan; an OR over client/provider would scan the table)."""
+    recent = sa.select(*SUMMARY).order_by(J.c.job_id.desc()).limit(RECENT_JOBS)
+    return sa.select(
+        *FRESHNESS.c,
         _count(J, J.c.client == ADDRESS).label("jobs_posted"),
         _count(J, J.c.provider == ADDRESS).label("jobs_as_provider"),
         _count(B, B.c.provider == ADDRESS).label("bids_placed"),
@@ -57,15 +67,19 @@ COUNTS = Prepared(
         _count(S, S.c.seller == ADDRESS).label("sales_as_seller"),
         _count(S, S.c.buyer == ADDRESS).label("purchases"),
         _count(R, R.c.rater == ADDRESS).label("ratings_given"),
-    )
-)
-# Two index range scans merged in Python: an OR over client/provider would scan the table.
-RECENT_AS_CLIENT = Prepared(
-    sa.select(*SUMMARY).where(J.c.client == ADDRESS).order_by(J.c.job_id.desc()).limit(RECENT_JOBS)
-)
-RECENT_AS_PROVIDER = Prepared(
-    sa.select(*SUMMARY).where(J.c.provider == ADDRESS).order_by(J.c.job_id.desc()).limit(RECENT_JOBS)
-)
+        json_rows(
+            sa.select(*(OWED.c[n] for n in _OWED_COLUMNS))
+            .where(OWED.c.account == ADDRESS)
+            .order_by(OWED.c.asset, OWED.c.contract),
+            dialect,
+        ).label("owed_json"),
+        json_rows(recent.where(J.c.client == ADDRESS), dialect).label("as_client_json"),
+        json_rows(recent.where(J.c.provider == ADDRESS), dialect).label("as_provider_json"),
+        json_rows(sa.select(PR).where(PR.c.address == ADDRESS), dialect).label("provider_json"),
+    ).select_from(FRESHNESS)
+
+
+ACCOUNT = Prepared(_account_statement)
 
 
 @router.get("/accounts/{address}", response_model=Item[Account], summary="An account's activity and balances")
@@ -74,32 +88,34 @@ async def get_account(session: SessionDep, address: AddressPath) -> dict[str, An
     activity on both: jobs posted and served, bids, prompts created and owned, listings,
     licences, sales, purchases and ratings. Any address has an account (all zero when unused).
     """
-    return {"data": await session.read(account, address), "meta": session.meta()}
+    return {"data": await session.read_one(account, address), "meta": session.meta()}
 
 
-def account(conn: sa.Connection, address: str) -> dict[str, Any]:
-    """The account of `address`: five indexed lookups in one transaction."""
-    owed = OWED_OF.all(conn, address=address)
+def account(conn: sa.Connection, address: str) -> tuple[Freshness, dict[str, Any]]:
+    """The account of `address`, with the freshness, read in one statement."""
+    (c,) = ACCOUNT.all(conn, address=address)
+    owed = [dict(zip(_OWED_COLUMNS, o, strict=True)) for o in json_value(c["owed_json"])]
     totals: dict[str, int] = {}
     for o in owed:
-        totals[o.asset] = totals.get(o.asset, 0) + int(o.owed)
-    counts = COUNTS.first(conn, address=address)
-    assert counts is not None
-    c = counts._mapping
-    recent = [*RECENT_AS_CLIENT.all(conn, address=address), *RECENT_AS_PROVIDER.all(conn, address=address)]
+        totals[o["asset"]] = totals.get(o["asset"], 0) + int(o["owed"])
+    recent = [
+        Record(zip(_SUMMARY_COLUMNS, row, strict=True))
+        for key in ("as_client_json", "as_provider_json")
+        for row in json_value(c[key])
+    ]
     seen: dict[int, Any] = {}
-    for row in sorted(recent, key=lambda r: r.job_id, reverse=True):
-        seen.setdefault(row.job_id, row)
-    provider = find_provider(conn, address)
-    return {
+    for row in sorted(recent, key=lambda r: r["job_id"], reverse=True):
+        seen.setdefault(row["job_id"], row)
+    providers = [Record(zip(_PROVIDER_COLUMNS, p, strict=True)) for p in json_value(c["provider_json"])]
+    return freshness_of(c), {
         "address": address,
         "owed": [
             {
-                "asset": o.asset,
-                "contract": o.contract,
-                "owed": o.owed,
-                "credited_total": o.credited_total,
-                "withdrawn_total": o.withdrawn_total,
+                "asset": o["asset"],
+                "contract": o["contract"],
+                "owed": o["owed"],
+                "credited_total": o["credited_total"],
+                "withdrawn_total": o["withdrawn_total"],
             }
             for o in owed
         ],
@@ -108,7 +124,7 @@ def account(conn: sa.Connection, address: str) -> dict[str, Any]:
             "jobs_posted": c["jobs_posted"],
             "jobs_as_provider": c["jobs_as_provider"],
             "bids_placed": c["bids_placed"],
-            "provider": None if provider is None else provider_out(provider),
+            "provider": provider_out(providers[0]) if providers else None,
             "recent_jobs": [job_summary(r) for r in list(seen.values())[:RECENT_JOBS]],
         },
         "market": {name: c[name] for name in MARKET_COUNTS},

@@ -11,7 +11,7 @@ from fastapi import Query
 from sqlalchemy.sql.elements import ColumnElement
 
 from api.deps import SessionDep
-from api.pagination import Key, Order, PageDep, fetch_page
+from api.pagination import Filter, Key, Listing, Order, PageDep, fetch_page
 from api.routes import resource_router
 from api.schemas import Event, Page
 from api.validation import (
@@ -44,6 +44,24 @@ _ORDERS = {
     for direction in ("asc", "desc")
 }
 _HISTORY_ORDER = Order("history", "asc", (Key("id", E.c.id),))
+EVENTS = Listing(
+    (E,),
+    {
+        "canonical": Filter(lambda _: E.c.orphaned.is_(False), flag=True),
+        "contract": Filter(lambda v: E.c.contract == v),
+        "event": Filter(lambda v: E.c.event == v),
+        "from_block": Filter(lambda v: E.c.block_number >= v),
+        "to_block": Filter(lambda v: E.c.block_number <= v),
+        "tx_hash": Filter(lambda v: E.c.tx_hash == v),
+        # An address emits the event or is one of its arguments (quoted, as the JSON holds it;
+        # addresses are hex, so nothing in them needs escaping for LIKE).
+        "address": Filter(
+            lambda v: sa.or_(E.c.address == v, E.c.args.contains(sa.bindparam("quoted", type_=sa.Text)))
+        ),
+    },
+    Event,
+    {"args": lambda text: event_args(text)},
+)
 
 #: Per entity: the events naming it by this argument, and the contract that emits them.
 _ENTITY_EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -158,22 +176,15 @@ async def list_events(
     log, narrow it with a block range or a transaction, since it looks inside every event's
     arguments.
     """
-    query = sa.select(E)
-    if not include_reorged:
-        query = query.where(E.c.orphaned.is_(False))
-    if contract is not None:
-        query = query.where(E.c.contract == contract)
-    if event is not None:
-        query = query.where(E.c.event == event)
-    if from_block is not None:
-        query = query.where(E.c.block_number >= from_block)
-    if to_block is not None:
-        query = query.where(E.c.block_number <= to_block)
-    if tx_hash is not None:
-        query = query.where(E.c.tx_hash == tx_hash)
-    if address is not None:
-        query = query.where(
-            sa.or_(E.c.address == address, E.c.args.contains(f'"{address}"', autoescape=True))
-        )
-    rows, cursor = await session.read(fetch_page, query, _ORDERS[order], page)
-    return {"data": [event_out(r) for r in rows], "next_cursor": cursor, "meta": session.meta()}
+    values = {
+        "canonical": not include_reorged,
+        "contract": contract,
+        "event": event,
+        "from_block": from_block,
+        "to_block": to_block,
+        "tx_hash": tx_hash,
+        "address": address,
+        "quoted": None if address is None else f'"{address}"',
+    }
+    data, cursor = await session.read_one(EVENTS.page, _ORDERS[order], page, values)
+    return {"data": data, "next_cursor": cursor, "meta": session.meta()}

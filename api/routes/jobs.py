@@ -9,8 +9,9 @@ from fastapi import Query
 
 from api.deps import SessionDep
 from api.errors import NotFound
+from api.freshness import FRESHNESS, Freshness, freshness_of
 from api.pagination import MAX_LIMIT, Filter, Key, Listing, Order, PageDep
-from api.prepared import Prepared
+from api.prepared import Prepared, json_rows, json_value
 from api.routes import resource_router
 from api.routes.events import IncludeReorged, history_page
 from api.schemas import Event, Item, JobDetail, JobState, JobSummary, Page, not_found
@@ -60,15 +61,9 @@ JOBS = Listing(
         "min_price": Filter(lambda v: v <= EFFECTIVE_PRICE, type_=models.Uint256()),
         "max_price": Filter(lambda v: v >= EFFECTIVE_PRICE, type_=models.Uint256()),
     },
+    JobSummary,
 )
 JOB = Prepared(sa.select(J).where(J.c.job_id == sa.bindparam("job_id")))
-BIDS = Prepared(
-    sa.select(B)
-    .where(B.c.job_id == sa.bindparam("job_id"))
-    .order_by(B.c.price, B.c.provider)
-    .limit(MAX_LIMIT + 1)
-)
-RESULT = Prepared(sa.select(RES).where(RES.c.job_id == sa.bindparam("job_id")))
 
 
 def _last_change(m: Any) -> dict[str, Any]:
@@ -121,8 +116,8 @@ async def list_jobs(
         "min_price": None if min_price is None else int(min_price),
         "max_price": None if max_price is None else int(max_price),
     }
-    rows, cursor = await session.read(JOBS.page, _ORDERS[sort], page, values)
-    return {"data": [job_summary(r) for r in rows], "next_cursor": cursor, "meta": session.meta()}
+    data, cursor = await session.read_one(JOBS.page, _ORDERS[sort], page, values)
+    return {"data": data, "next_cursor": cursor, "meta": session.meta()}
 
 
 def _get_job(conn: sa.Connection, job_id: int) -> Any:
@@ -132,14 +127,60 @@ def _get_job(conn: sa.Connection, job_id: int) -> Any:
     return row
 
 
-def job_detail(conn: sa.Connection, job_id: int) -> dict[str, Any]:
-    """A job with its bids and result: one to three indexed lookups (the bids only when
-    `bid_count` says there are any: a bid row comes with its job's count, in one fold)."""
-    row = _get_job(conn, job_id)
-    m = row._mapping
-    bids = BIDS.all(conn, job_id=job_id) if m["bid_count"] else []
-    result = RESULT.first(conn, job_id=job_id) if m["result_hash"] else None
-    out = job_summary(row)
+def _job_statement(dialect: str) -> sa.Select[Any]:
+    """A job, its result and its bids (as JSON), with the freshness: one row, always."""
+    job_id: sa.BindParameter[int] = sa.bindparam("job_id")
+    bids = json_rows(
+        sa.select(*(B.c[name] for name in _BID_COLUMNS))
+        .where(B.c.job_id == job_id)
+        .order_by(B.c.price, B.c.provider)
+        .limit(MAX_LIMIT + 1),
+        dialect,
+    )
+    return sa.select(
+        *FRESHNESS.c,
+        J,
+        *(RES.c[name].label(f"result_{name}") for name in _RESULT_COLUMNS),
+        bids.label("bids_json"),
+    ).select_from(FRESHNESS.outerjoin(J, J.c.job_id == job_id).outerjoin(RES, RES.c.job_id == J.c.job_id))
+
+
+_BID_COLUMNS = (
+    "provider",
+    "price",
+    "placed_count",
+    "first_placed_at",
+    "placed_at",
+    "accepted",
+    "block_number",
+    "tx_hash",
+    "log_index",
+)
+_RESULT_COLUMNS = (
+    "job_id",
+    "provider",
+    "result_hash",
+    "result_cid",
+    "challenge_end",
+    "submitted_at",
+    "block_number",
+    "tx_hash",
+    "log_index",
+)
+JOB_DETAIL = Prepared(_job_statement)
+
+
+def job_detail(conn: sa.Connection, job_id: int) -> tuple[Freshness, dict[str, Any]]:
+    """A job with its bids and result, read with the freshness in ONE statement."""
+    rows = JOB_DETAIL.all(conn, job_id=job_id)
+    m = rows[0]
+    fresh = freshness_of(m)
+    if m["job_id"] is None:
+        raise NotFound("Job", job_id, "Posted jobs appear once the indexer has folded their block.")
+    bids = [dict(zip(_BID_COLUMNS, b, strict=True)) for b in json_value(m["bids_json"])]
+    # SQLite's JSON aggregate may not keep the subquery's order.
+    bids.sort(key=lambda b: (int(b["price"]), b["provider"]))
+    out = job_summary(m)
     out.update(
         spec_hash=m["spec_hash"],
         spec_cid=m["spec_cid"],
@@ -153,13 +194,13 @@ def job_detail(conn: sa.Connection, job_id: int) -> dict[str, Any]:
         },
         bids=[
             {
-                "provider": b.provider,
-                "price": b.price,
-                "placed_count": b.placed_count,
-                "first_placed_at": b.first_placed_at,
-                "placed_at": b.placed_at,
-                "accepted": bool(b.accepted),
-                "last_change": _last_change(b._mapping),
+                "provider": b["provider"],
+                "price": b["price"],
+                "placed_count": b["placed_count"],
+                "first_placed_at": b["first_placed_at"],
+                "placed_at": b["placed_at"],
+                "accepted": bool(b["accepted"]),
+                "last_change": _last_change(b),
             }
             for b in bids[:MAX_LIMIT]
         ],
@@ -167,14 +208,18 @@ def job_detail(conn: sa.Connection, job_id: int) -> dict[str, Any]:
         assignment=None if m["provider"] is None else {"provider": m["provider"], "price": m["price"]},
         result=(
             None
-            if result is None
+            if m["result_job_id"] is None
             else {
-                "provider": result.provider,
-                "result_hash": result.result_hash,
-                "result_cid": result.result_cid,
-                "challenge_end": result.challenge_end,
-                "submitted_at": result.submitted_at,
-                "log": _last_change(result._mapping),
+                "provider": m["result_provider"],
+                "result_hash": m["result_result_hash"],
+                "result_cid": m["result_result_cid"],
+                "challenge_end": m["result_challenge_end"],
+                "submitted_at": m["result_submitted_at"],
+                "log": {
+                    "block_number": m["result_block_number"],
+                    "tx_hash": m["result_tx_hash"],
+                    "log_index": m["result_log_index"],
+                },
             }
         ),
         dispute=(
@@ -196,7 +241,7 @@ def job_detail(conn: sa.Connection, job_id: int) -> dict[str, Any]:
             "settled_at": m["settled_at"],
         },
     )
-    return out
+    return fresh, out
 
 
 @router.get(
@@ -211,7 +256,7 @@ async def get_job(
 ) -> dict[str, Any]:
     """A job with its bids, the assignment, the result hash and CID, every deadline, any
     dispute and how it settled."""
-    return {"data": await session.read(job_detail, job_id), "meta": session.meta()}
+    return {"data": await session.read_one(job_detail, job_id), "meta": session.meta()}
 
 
 @router.get(

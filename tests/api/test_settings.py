@@ -68,12 +68,20 @@ def test_refuses_malformed_values_everywhere(values: dict[str, object], message:
         ApiSettings(_env_file=None, **values)  # type: ignore[arg-type]
 
 
-def test_reads_run_on_the_event_loop_on_sqlite_in_threads_on_pg(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reads_run_on_the_event_loop_on_a_local_database_in_threads_on_a_remote_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from api.settings import DEFAULT_PG_THREADS
 
     monkeypatch.delenv("ASCENDNET_API_THREADS", raising=False)
     pg = "postgresql+psycopg2://api@db/ascendnet"
     assert _settings(env="local", database_url="sqlite:///indexer.sqlite3").api_threads == 0
     assert _settings(env="local", database_url=pg).api_threads == DEFAULT_PG_THREADS
+    for local in ("api@127.0.0.1:5432", "api@localhost", "api@[::1]", "api@"):
+        assert _settings(env="local", database_url=f"postgresql+psycopg2://{local}/x").api_threads == 0, local
+    assert (
+        _settings(env="local", database_url="postgresql+psycopg2://api@/x?host=/run/postgresql").api_threads
+        == 0
+    )
     monkeypatch.setenv("ASCENDNET_API_THREADS", "0")
     assert _settings(env="local", database_url=pg).api_threads == 0
