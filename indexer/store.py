@@ -555,22 +555,37 @@ class EventStore:
             out: list[tuple[int, FoldEvent]] = [(nid, log) for nid, _, log in logs]
         else:
             out = []
+            others: list[int] = []
             for nid, indexed, raw in _decode_raw_chunk(text):
                 if indexed:
                     log = decode_indexed(raw)
                     if log.class_version == 1:
                         out.append((nid, log))
                         continue
-                out.append((nid, self._event_at(connection, nid)))
+                others.append(nid)
+            out += self._events_at(connection, others)
         if any(out[i][0] >= out[i + 1][0] for i in range(len(out) - 1)):
             out.sort(key=lambda item: item[0])
         return out
 
-    def _event_at(self, connection: Connection, nid: int) -> FoldEvent:
-        """The event at store position `nid`, through the library's mapper (upcasting included)."""
-        (row,) = self.recorder.select_rows_on(connection, nid - 1, 1)
-        event = self._to_domain(row)
-        return event if isinstance(event, LogOrphaned) else _as_indexed(event)
+    def _events_at(self, connection: Connection, positions: list[int]) -> list[tuple[int, FoldEvent]]:
+        """The events at store positions `positions` (ascending), through the library's mapper
+        (upcasting included): one read per run of consecutive positions.
+
+        NOTE: a reorg appends one `LogOrphaned` per orphaned log, all in a row; read one at a
+        time (a statement each), the hundreds of a depth-12 reorg made folding it four times
+        slower (bench/indexer_reorg.py: 0.2 s instead of 0.05 s on SQLite)."""
+        out: list[tuple[int, FoldEvent]] = []
+        i = 0
+        while i < len(positions):
+            j = i + 1
+            while j < len(positions) and positions[j] == positions[j - 1] + 1:
+                j += 1
+            for row in self.recorder.select_rows_on(connection, positions[i] - 1, j - i):
+                event = self._to_domain(row)
+                out.append((row[0], event if isinstance(event, LogOrphaned) else _as_indexed(event)))
+            i = j
+        return out
 
     def _to_domain(self, row: tuple[int, Any, int, str, bytes]) -> StoreEvent:
         """`mapper.to_domain_event` of a stored row, for our two event classes without the

@@ -178,6 +178,28 @@ class TestOrphan:
         history = store.recorder.select_events(compensating[0].originator_id)
         assert [store.mapper.to_domain_event(s).__class__ for s in history] == [LogIndexed, LogOrphaned]
 
+    def test_folding_reads_a_run_of_compensating_events_in_one_statement(self, engine: sa.Engine) -> None:
+        store, main, side, ancestor = self._reorged(engine)
+        before = store.max_position()
+        orphaned = store.orphan_after(ancestor, depth=3)
+        assert orphaned > 1
+        statements: list[str] = []
+
+        def count(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+            statements.append(statement)
+
+        with engine.connect() as conn:
+            text = store.fold_chunk(conn, before, 1_000)
+            sa.event.listen(engine, "before_cursor_execute", count)
+            try:
+                folded = store.decode_fold_chunk(conn, text)
+            finally:
+                sa.event.remove(engine, "before_cursor_execute", count)
+        assert [type(e) for _, e in folded] == [LogOrphaned] * orphaned
+        assert [e for _, e in folded] == [e for _, e in store.events(before)]
+        assert [nid for nid, _ in folded] == list(range(before + 1, before + orphaned + 1))
+        assert len(statements) == 1  # not one per event
+
     def test_orphaned_refs_leave_the_canonical_chain(self, engine: sa.Engine) -> None:
         store, main, side, ancestor = self._reorged(engine)
         store.orphan_after(ancestor, depth=3)
