@@ -538,11 +538,7 @@ def _pg_database() -> str:
 def _drop_pg(url: str) -> None:
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     name = url.rsplit("/", 1)[1]
-    with admin.connect() as conn:
-        conn.execute(
-            sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
-        )
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+    db.drop_pg_database(admin, name)
     admin.dispose()
 
 

@@ -148,12 +148,9 @@ def _pg_database() -> tuple[str, Any]:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
 
     def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(
-                sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                {"n": name},
-            )
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        from indexer.db import drop_pg_database
+
+        drop_pg_database(admin, name)
         admin.dispose()
 
     return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name, drop

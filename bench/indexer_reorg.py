@@ -186,12 +186,9 @@ def main() -> None:
                 url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
                 results[backend] = run_backend(backend, url, args.rounds, args.txs_per_block, workdir)
             finally:
-                with admin.connect() as conn:
-                    conn.execute(
-                        sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                        {"n": name},
-                    )
-                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+                from indexer.db import drop_pg_database
+
+                drop_pg_database(admin, name)
                 admin.dispose()
 
     print()

@@ -163,3 +163,31 @@ def alembic_config(connection: sa.Connection | None = None) -> Any:
     if connection is not None:
         cfg.attributes["connection"] = connection
     return cfg
+
+
+def drop_pg_database(admin: Engine, name: str, *, attempts: int = 5) -> None:
+    """Drop PostgreSQL database `name` through `admin` (an AUTOCOMMIT engine on another
+    database of the server): the throwaway databases of tests and benchmarks.
+
+    NOTE: only our own sessions are terminated; an autovacuum worker (a superuser process we may
+    not signal: `pg_terminate_backend` on it fails the whole statement) is cancelled by DROP
+    DATABASE itself, and FORCE ends what is left. A session that is still closing makes DROP fail
+    for a moment, hence the retries."""
+    import time
+
+    for attempt in range(attempts):
+        try:
+            with admin.connect() as conn:
+                conn.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :n AND usename = current_user AND pid <> pg_backend_pid()"
+                    ),
+                    {"n": name},
+                )
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except sa.exc.DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)

@@ -106,7 +106,6 @@ def docker_client():  # type: ignore[no-untyped-def]
 def temp_pg_database(prefix: str = "ascendnet_test") -> Iterator[str]:
     """A fresh, empty PostgreSQL database, dropped afterwards; yields its URL. Fails under
     CI=true (skips elsewhere) when no server answers."""
-    import time
     import uuid
 
     import sqlalchemy as sa
@@ -123,24 +122,9 @@ def temp_pg_database(prefix: str = "ascendnet_test") -> Iterator[str]:
     try:
         yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     finally:
-        # NOTE: only our own sessions are terminated; an autovacuum worker (a superuser process
-        # we may not signal) is cancelled by DROP DATABASE itself. FORCE ends what is left.
-        for attempt in range(5):
-            try:
-                with admin.connect() as conn:
-                    conn.execute(
-                        sa.text(
-                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE datname = :n AND usename = current_user AND pid <> pg_backend_pid()"
-                        ),
-                        {"n": name},
-                    )
-                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                break
-            except sa.exc.DBAPIError:
-                if attempt == 4:
-                    raise
-                time.sleep(0.5)
+        from indexer.db import drop_pg_database
+
+        drop_pg_database(admin, name)
         admin.dispose()
 
 
