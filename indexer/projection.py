@@ -787,7 +787,11 @@ def _writer_process(
     """The forked writer: runs the messages it receives until told to close, or until the
     process that forked it is gone."""
     _die_with_parent(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    # NOTE: the parent decides when to stop: a Ctrl-C (the terminal's whole process group) or a
+    # service manager's SIGTERM (the whole control group) reaches the writer too, and would
+    # otherwise cut the batches the parent is about to commit on its way out.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     engine = projector.engine
     # NOTE: the inherited pool's connections are the parent's: dropped, never closed here.
     engine.dispose(close=False)

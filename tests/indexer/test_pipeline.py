@@ -151,7 +151,8 @@ class TestWriter:
 
 
 def test_the_writer_process_dies_with_its_parent(history: History, tmp_path: Path) -> None:
-    """kill -9 of the indexer leaves no writer behind (it would hold a transaction open)."""
+    """kill -9 of the indexer leaves no writer behind (it would hold a transaction open); the
+    writer ignores the signals that ask its parent to stop."""
     url = f"sqlite:///{tmp_path / 'indexer.sqlite3'}"
     engine = db.make_engine(url)
     db.upgrade(engine)
@@ -176,6 +177,12 @@ def test_the_writer_process_dies_with_its_parent(history: History, tmp_path: Pat
     try:
         assert proc.stdout is not None
         writer = int(proc.stdout.readline())
+        assert _alive(writer)
+        # A Ctrl-C or a service manager's SIGTERM reaches the whole group: the writer leaves
+        # stopping to its parent.
+        os.kill(writer, signal.SIGINT)
+        os.kill(writer, signal.SIGTERM)
+        time.sleep(0.5)
         assert _alive(writer)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
