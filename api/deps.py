@@ -25,6 +25,7 @@ STATEMENT_TIMEOUT_MS = 10_000
 
 P = ParamSpec("P")
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def make_api_engine(settings: ApiSettings) -> Engine:
@@ -85,21 +86,14 @@ class Reader:
                 # (api.prepared) share the transaction's snapshot too.
                 fresh = read_freshness(conn)
                 result = fn(conn, *args, **kwargs)
-        except BaseException:
-            if conn.invalidated or conn.closed:
-                conn.close()
-            else:
-                self._idle.append(conn)
-            raise
-        self._idle.append(conn)
+        finally:
+            _hand_back(self._idle, conn)
         return fresh, result
 
     async def read(
         self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[Freshness, T]:
-        if self.inline:
-            return self.run(fn, args, kwargs)
-        return await run_in_threadpool(self.run, fn, args, kwargs)
+        return await self._dispatch(self.run, fn, args, kwargs)
 
     def run_one(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
         """`fn(conn, *args, **kwargs)`, reading on `conn`'s driver (`Prepared` statements) in
@@ -129,19 +123,20 @@ class Reader:
                     driver.execute("COMMIT")  # type: ignore[union-attr]
             else:
                 result = fn(conn, *args, **kwargs)
-        except BaseException:
-            if conn.invalidated or conn.closed:
-                conn.close()
-            else:
-                self._idle_one.append(conn)
-            raise
-        self._idle_one.append(conn)
+        finally:
+            _hand_back(self._idle_one, conn)
         return result
 
     async def read_one(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        return await self._dispatch(self.run_one, fn, args, kwargs)
+
+    async def _dispatch(
+        self, run: Callable[..., R], fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> R:
+        """`run(fn, args, kwargs)` on the event loop (`inline`) or in a worker thread."""
         if self.inline:
-            return self.run_one(fn, args, kwargs)
-        return await run_in_threadpool(self.run_one, fn, args, kwargs)
+            return run(fn, args, kwargs)
+        return await run_in_threadpool(run, fn, args, kwargs)
 
     def close(self) -> None:
         """Close the connections it holds (at shutdown)."""
@@ -167,9 +162,7 @@ class ReadSession:
 
     async def read(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         fresh, result = await self.reader.read(fn, args, kwargs)
-        self.freshness = fresh
-        # The freshness headers middleware reads it from the request's state.
-        self.request.state.freshness = fresh
+        self._reflects(fresh)
         return result
 
     async def read_one(
@@ -178,9 +171,13 @@ class ReadSession:
         """`fn(connection, *args)` that reads with ONE statement, returning the freshness it
         read with its data (see `Reader.run_one`), and the data."""
         fresh, result = await self.reader.read_one(fn, args, kwargs)
-        self.freshness = fresh
-        self.request.state.freshness = fresh
+        self._reflects(fresh)
         return result
+
+    def _reflects(self, fresh: Freshness) -> None:
+        self.freshness = fresh
+        # The freshness headers middleware reads it from the request's state.
+        self.request.state.freshness = fresh
 
     def meta(self) -> dict[str, int | None]:
         """The `meta` object of the answer: what the last read reflected."""
@@ -192,3 +189,12 @@ async def get_session(request: Request) -> ReadSession:
 
 
 SessionDep = Annotated[ReadSession, Depends(get_session)]
+
+
+def _hand_back(idle: list[Connection], conn: Connection) -> None:
+    """Keep `conn` for the next read, unless it failed for good (a server restart): closed, the
+    next read opens another."""
+    if conn.invalidated or conn.closed:
+        conn.close()
+    else:
+        idle.append(conn)
