@@ -231,7 +231,7 @@ def resolve_metadata_command(
     catch up after a backfill. Unavailable documents are retried with backoff (30 s to 1 h).
     With --once, exits 1 when the content store could not be reached."""
     from indexer import models
-    from indexer.metadata import RETRY_BASE, resolve_pending
+    from indexer.metadata import RETRY_BASE, MetadataResolver
 
     settings = _settings(database_url=database_url, poll_interval=poll_interval)
     url = _safe(settings.database_url)
@@ -256,21 +256,19 @@ def resolve_metadata_command(
             with engine.connect() as conn:
                 return conn.execute(sa.select(models.indexer_status.c.reorg_count)).scalar()
 
-        after, seen_reorgs = 0, reorgs()
         # --once fixes "now": a document found unavailable is not retried within this run.
-        now = int(time.time())
+        now = time.time()
+        resolver = MetadataResolver(
+            engine, store, batch=settings.metadata_batch, wall_clock=(lambda: now) if once else time.time
+        )
+        seen_reorgs = reorgs()
         try:
             while True:
-                report = resolve_pending(
-                    engine,
-                    store,
-                    limit=settings.metadata_batch,
-                    now=now if once else None,
-                    after_token_id=after,
-                )
+                # NOTE: never paused here: after the store was down this waits out the pause.
+                report = resolver.run()
+                assert report is not None
                 for key in totals:
                     totals[key] += getattr(report, key)
-                after = report.scanned_through
                 store_down = report.store_down
                 if store_down:
                     console.print(f"[yellow]the content store ({store.name}) is unavailable[/]")
@@ -279,7 +277,8 @@ def resolve_metadata_command(
                 if store_down or not report.more:
                     time.sleep(RETRY_BASE if store_down else settings.poll_interval)
                     if (current := reorgs()) != seen_reorgs:
-                        after, seen_reorgs = 0, current
+                        resolver.rescan()
+                        seen_reorgs = current
         except KeyboardInterrupt:
             pass
     console.print(
