@@ -44,24 +44,6 @@ _ORDERS = {
     for direction in ("asc", "desc")
 }
 _HISTORY_ORDER = Order("history", "asc", (Key("id", E.c.id),))
-EVENTS = Listing(
-    (E,),
-    {
-        "canonical": Filter(lambda _: E.c.orphaned.is_(False), flag=True),
-        "contract": Filter(lambda v: E.c.contract == v),
-        "event": Filter(lambda v: E.c.event == v),
-        "from_block": Filter(lambda v: E.c.block_number >= v),
-        "to_block": Filter(lambda v: E.c.block_number <= v),
-        "tx_hash": Filter(lambda v: E.c.tx_hash == v),
-        # An address emits the event or is one of its arguments (quoted, as the JSON holds it;
-        # addresses are hex, so nothing in them needs escaping for LIKE).
-        "address": Filter(
-            lambda v: sa.or_(E.c.address == v, E.c.args.contains(sa.bindparam("quoted", type_=sa.Text)))
-        ),
-    },
-    Event,
-    {"args": lambda text: event_args(text)},
-)
 
 #: Per entity: the events naming it by this argument, and the contract that emits them.
 _ENTITY_EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -105,6 +87,26 @@ def _ints_as_text(value: Any) -> Any:
     if kind is list:
         return [_ints_as_text(v) for v in value]
     return value
+
+
+EVENTS = Listing(
+    (E,),
+    {
+        "canonical": Filter(lambda _: E.c.orphaned.is_(False), flag=True),
+        "contract": Filter(lambda v: E.c.contract == v),
+        "event": Filter(lambda v: E.c.event == v),
+        "from_block": Filter(lambda v: E.c.block_number >= v),
+        "to_block": Filter(lambda v: E.c.block_number <= v),
+        "tx_hash": Filter(lambda v: E.c.tx_hash == v),
+        # An address emits the event or is one of its arguments (quoted, as the JSON holds it;
+        # addresses are hex, so nothing in them needs escaping for LIKE).
+        "address": Filter(
+            lambda v: sa.or_(E.c.address == v, E.c.args.contains(sa.bindparam("quoted", type_=sa.Text)))
+        ),
+    },
+    Event,
+    {"args": event_args},
+)
 
 
 def event_out(row: Any) -> dict[str, Any]:
