@@ -9,16 +9,17 @@ types need (uint256 as padded text on SQLite) itself:
 - SQLite: multi-row `INSERT ... VALUES (...), (...)` statements of up to 4,096 parameters
   (upserts and updates as `ON CONFLICT ... DO UPDATE`), in a few fixed sizes the driver
   caches. One statement binds its parameters once and runs in ONE call into SQLite, during
-  which the GIL is released: the projector's writer thread (indexer/projection.py) then costs
-  the folding thread almost nothing. An executemany would take the GIL back after every row,
+  which the GIL is released: a writer thread of the projector (indexer/projection.py, off
+  Linux) then costs the folding thread almost nothing. An executemany would take the GIL back after every row,
   and wait up to the interpreter's switch interval (5 ms) each time the other thread holds it:
   measured, 100,000 rows took 346 s that way.
 - PostgreSQL (psycopg2): `COPY ... FROM STDIN` for inserts, multi-row `execute_values` for
   upserts and updates; psycopg2 releases the GIL while the server works.
 
-Writes are built where the rows are folded and run wherever the transaction is: at once, or on
-the writer thread. They only ever run statements built from our own tables, with values of the
-types those tables declare.
+Writes are built where the rows are folded and run wherever the transaction is: at once, or in
+the projector's writer (a forked process on Linux, which receives them as MessagePack). They
+only ever run statements built from our own tables, with values of the types those tables
+declare.
 """
 
 from __future__ import annotations

@@ -137,7 +137,7 @@ def chain_bytes(prev: str, lines: list[bytes]) -> str:
         text = memoryview(b"\n" + b"\n".join(lines))
         # NOTE: in pieces below hashlib's 2 KiB threshold for releasing the GIL: the projector's
         # folding thread hashes a block of ten kilobytes in 10 us, and each time it let the GIL
-        # go it waited for the writer or reader thread to give it back.
+        # go it waited for the reader thread (or a writer thread, off Linux) to give it back.
         for at in range(0, len(text), _UNDER_GIL_RELEASE):
             h.update(text[at : at + _UNDER_GIL_RELEASE])
     return h.hexdigest()

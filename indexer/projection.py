@@ -52,11 +52,12 @@ APPLICATION_NAME = "readmodels"
 DEFAULT_BATCH = 5_000
 #: Rows a projector run keeps cached between batches (bounds its memory).
 MAX_CACHED_ROWS = 50_000
-#: Events behind the store from which a run reads ahead and writes on threads of its own.
+#: Events behind the store from which a run reads ahead on a thread and writes in a writer
+#: process (see `_Writer`).
 PIPELINE_EVENTS = 2 * DEFAULT_BATCH
-#: Events the writer thread puts in one transaction at most (see `_Writer`).
+#: Events the writer puts in one transaction at most (see `_Writer`).
 COMMIT_EVENTS = 20_000
-#: SQLite: WAL growth after which the writer thread checkpoints (see `_Writer`).
+#: SQLite: WAL growth after which the writer checkpoints (see `_Writer`).
 WRITER_CHECKPOINT_BYTES = 32 * 1024 * 1024
 #: The interpreter's switch interval while a writer thread commits (see `_Writer`).
 WRITER_SWITCH_INTERVAL = 0.000_1
@@ -195,7 +196,8 @@ class Projector:
                 conns = stack.enter_context(_Connections(self.source, self.engine))
                 with conns.rows.begin():
                     position = 0 if start_over else tracked_position(conns.rows)
-                # NOTE: threads only for a long catch-up: a few blocks are folded sooner alone.
+                # NOTE: a reader and a writer only for a long catch-up: a few blocks are folded
+                # sooner alone.
                 pipelined = self.pipeline and latest - position >= PIPELINE_EVENTS
                 writer = stack.enter_context(_Writer(self, enabled=pipelined, start_over=start_over))
                 pending = _start_over(drop_indexes) if start_over else []
