@@ -232,9 +232,6 @@ class Filter:
     type_: Any = None
 
 
-_NO_FRESHNESS = (None,) * len(FRESHNESS.c)
-
-
 class Listing:
     """One listing: its statements, built once per combination of filters in use, sort and
     cursor, and its rows rendered straight into `model`'s JSON form
@@ -265,6 +262,8 @@ class Listing:
             str(c.key) for c in sa.select(*self.columns).selected_columns
         )
         self.render = encoding.row_renderer(model, self.names, overrides)
+        #: SQLite reads the page without the freshness columns: rendered from the rest.
+        self.render_page = encoding.row_renderer(model, self.names[len(FRESHNESS.c) :], overrides)
         self._statements: dict[tuple[Any, ...], Prepared] = {}
 
     def page(
@@ -293,11 +292,12 @@ class Listing:
         params["_limit"] = page.limit + 1
         rows = statement.tuples(conn, **params)
         key_at = [self.names.index(k.label) for k in order.keys]
+        render = self.render
         if conn.dialect.name != "postgresql":
-            # The page alone (the caller's read transaction holds the snapshot): pad each row
-            # where the freshness columns would be.
+            # The page alone (the caller's read transaction holds the snapshot).
             fresh = read_freshness(conn)
-            rows = [(*_NO_FRESHNESS, *row) for row in rows]
+            render = self.render_page
+            key_at = [i - len(FRESHNESS.c) for i in key_at]
         elif rows[0][key_at[0]] is None:
             return freshness_of(dict(zip(self.names, rows[0], strict=False))), (encoding.Rendered(), None)
         else:
@@ -307,7 +307,7 @@ class Listing:
             rows = rows[: page.limit]
             last = rows[-1]
             cursor = order.encode_values([last[i] for i in key_at])
-        return fresh, (encoding.Rendered(map(self.render, rows)), cursor)
+        return fresh, (encoding.Rendered(map(render, rows)), cursor)
 
     def _build(self, used: tuple[str, ...], order: Order, after: bool, dialect: str) -> sa.Select[Any]:
         query = sa.select(*self.columns)
