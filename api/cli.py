@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from ascendnet import log
+from ascendnet.errors import ConfigError
 
 api_app = typer.Typer(help="The read-only HTTP API over the indexer's read models.", no_args_is_help=True)
 
@@ -107,23 +108,26 @@ def serve(
 STARTUP_S = 10.0
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A socket on host:port that other processes may bind too (SO_REUSEPORT): the kernel
-    spreads new connections evenly over all of them."""
+def listening_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """A listening socket on host:port that other processes may bind too (SO_REUSEPORT): the
+    kernel spreads new connections over all the listening ones."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.set_inheritable(True)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
-def run_worker(options: dict[str, Any]) -> None:
+def run_worker(options: dict[str, Any], sock: socket.socket) -> None:
     """One worker process: a uvicorn server on its own listening socket."""
     import uvicorn
 
-    config = uvicorn.Config(APP_FACTORY, **options)
-    uvicorn.Server(config).run(sockets=[listening_socket(config.host, config.port)])
+    uvicorn.Server(uvicorn.Config(APP_FACTORY, **options)).run(sockets=[sock])
 
 
 def supervise(options: dict[str, Any], workers: int) -> None:
@@ -132,13 +136,25 @@ def supervise(options: dict[str, Any], workers: int) -> None:
     NOTE: not uvicorn's own `workers`: its workers share one listening socket, and whichever
     is awake when connections arrive takes them all (64 clients opened at once split 49 to
     15 over two workers, and the busier one's queue set the tail latency). Each worker here
-    listens on its own SO_REUSEPORT socket, so the kernel deals connections out evenly.
+    serves its own SO_REUSEPORT socket, so the kernel deals connections out over them.
+    The sockets are bound and listening here, before any worker starts, and stay open here:
+    connections the kernel deals to a worker that is still starting (about a second, the
+    imports) or being replaced wait in its socket's backlog. (Bound by each worker as it came
+    up, the first worker up took every connection opened meanwhile: all 64 of a benchmark's.)
     """
+    try:
+        socks = [listening_socket(options["host"], options["port"]) for _ in range(workers)]
+    except OSError as exc:
+        where = f"{options['host']}:{options['port']}"
+        raise ConfigError(
+            f"The API cannot listen on {where}: {exc.strerror}. Stop what holds the port or pick "
+            "another one (--port or ASCENDNET_API_PORT)."
+        ) from exc
     context = multiprocessing.get_context("spawn")
     logger = log.get_logger("api")
 
-    def start() -> tuple[Any, float]:
-        proc = context.Process(target=run_worker, args=(options,), name="ascendnet-api-worker")
+    def start(i: int) -> tuple[Any, float]:
+        proc = context.Process(target=run_worker, args=(options, socks[i]), name="ascendnet-api-worker")
         proc.start()
         return proc, time.monotonic()
 
@@ -151,7 +167,7 @@ def supervise(options: dict[str, Any], workers: int) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop)
-    procs = [start() for _ in range(workers)]
+    procs = [start(i) for i in range(workers)]
     failed = False
     try:
         while not stopping.wait(0.5):
@@ -164,7 +180,7 @@ def supervise(options: dict[str, Any], workers: int) -> None:
                     stopping.set()
                     break
                 logger.warning("api_worker_replaced", exitcode=proc.exitcode)
-                procs[i] = start()
+                procs[i] = start(i)
     finally:
         if signal.SIGINT in interrupted:
             # Ctrl-C reached the workers too (one process group): a second signal would make
