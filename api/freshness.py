@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from api.prepared import Prepared
+from ascendnet.log import get_logger
 from indexer import models
 from indexer.projection import APPLICATION_NAME
 from indexer.store import projection_tracking, stored_events
@@ -113,6 +114,9 @@ def read_freshness(conn: Connection) -> Freshness:
     return freshness_of(row)
 
 
+_log = get_logger("api")
+
+
 class FreshnessCache:
     """The latest freshness for responses that read no data (errors, health, the document)
     and for the stream's polling: refreshed at most every `max_age` seconds, by one reader at
@@ -125,6 +129,8 @@ class FreshnessCache:
         self._at = 0.0
         self._lock: asyncio.Lock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: The background refresh `latest` started, while it runs.
+        self._refresh: asyncio.Future[Freshness | None] | None = None
 
     def peek(self) -> Freshness | None:
         return self._value
@@ -149,6 +155,31 @@ class FreshnessCache:
                 return self._value
             self._value, self._at = value, time.monotonic()
             return value
+
+    async def latest(self) -> Freshness | None:
+        """The cached freshness at once, refreshed in the background once it is older than
+        `max_age` (stale while revalidating); a read is awaited only while nothing is cached.
+
+        NOTE: answers that read no data (probes, errors) must not wait for a refresh: under
+        load the refreshing thread waits for the GIL at every step, and every request that
+        waited on it stalled for up to 0.4 s once a second (the tail of `/health`)."""
+        value = self._value
+        if value is None:
+            return await self.get()
+        if time.monotonic() - self._at >= self.max_age:
+            refresh = self._refresh
+            # (A refresh begun on another event loop, which test clients close, never ends.)
+            if refresh is None or refresh.get_loop() is not asyncio.get_running_loop():
+                self._refresh = asyncio.ensure_future(self.get())
+                self._refresh.add_done_callback(self._refreshed)
+        return value
+
+    def _refreshed(self, task: asyncio.Future[Freshness | None]) -> None:
+        if self._refresh is task:
+            self._refresh = None
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # `get` answers database errors with the cached value; anything else is a bug.
+            _log.error("freshness_refresh_failed", error=f"{type(exc).__name__}: {exc}")
 
     def _lock_for_loop(self) -> asyncio.Lock:
         # NOTE: one lock per event loop: test clients run the app on short-lived loops.

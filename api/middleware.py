@@ -53,7 +53,7 @@ class FreshnessHeadersMiddleware:
             if message["type"] == "http.response.start":
                 fresh = state.get("freshness")
                 if not isinstance(fresh, Freshness):
-                    fresh = await self.cache.get() or Freshness()
+                    fresh = await self.cache.latest() or Freshness()
                 message = dict(message)
                 message["headers"] = [*message.get("headers", []), *fresh.headers()]
             await send(message)

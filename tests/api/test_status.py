@@ -108,3 +108,45 @@ def test_a_missing_database_answers_503_not_500(tmp_path: Path) -> None:
     body = response.json()
     assert body["error"] == "database_unavailable" and "ascendnet indexer run" in body["message"]
     assert not (tmp_path / "absent.sqlite3").exists()
+
+
+def test_answers_without_data_never_wait_for_a_freshness_refresh(indexed_sqlite: str) -> None:
+    """`/health`, errors and the document carry the cached freshness: once it is older than
+    `max_age` they get it at once and ONE refresh runs in the background (a refresh awaited
+    under load stalled every such answer in flight)."""
+    import asyncio
+    import threading
+
+    from api.freshness import Freshness, FreshnessCache
+
+    engine = make_engine(indexed_sqlite)
+    cache = FreshnessCache(engine, max_age=0.01)
+    release, reads = threading.Event(), []
+    real_read = cache._read
+
+    def slow_read() -> Freshness:
+        reads.append(1)
+        assert release.wait(30)
+        return Freshness(indexed_head=10**9)
+
+    async def scenario() -> None:
+        first = await cache.latest()  # nothing cached yet: this one waits for a read
+        assert first is not None and first == real_read()
+        cache._read = slow_read  # type: ignore[method-assign]
+        await asyncio.sleep(0.02)  # now older than max_age
+        for _ in range(20):
+            assert await asyncio.wait_for(cache.latest(), 1.0) == first  # no waiting on the refresh
+            await asyncio.sleep(0)
+        assert reads == [1]  # one refresh, not one per request
+        release.set()
+        for _ in range(500):
+            await asyncio.sleep(0.01)
+            if cache.peek() != first:
+                break
+        assert (await cache.latest()).indexed_head == 10**9  # type: ignore[union-attr]
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        release.set()
+        engine.dispose()
