@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from api import __doc__ as package_doc
+from api.cache import ResponseCache, ResponseCacheMiddleware
 from api.deps import Reader, make_api_engine
 from api.errors import ApiError, DatabaseUnavailable, InvalidInput
 from api.feed import FeedReader
@@ -233,6 +234,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         # (0: reads run on the event loop; the stream's polls still use a thread.)
         anyio.to_thread.current_default_thread_limiter().total_tokens = max(settings.api_threads, 1)
         yield
+        if cache is not None:
+            cache.close()
         reader.close()
         engine.dispose()
 
@@ -250,6 +253,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     reader = app.state.reader = Reader(engine, inline=settings.api_threads == 0)
+    kept = int(settings.api_cache_mb * 2**20)
+    cache = app.state.cache = ResponseCache(engine, reader, kept) if kept > 0 else None
     app.state.freshness = FreshnessCache(engine, max_age=1.0)
     app.state.feed = FeedReader(engine)
     # NOTE: the routes join the app's own list rather than `include_router`: an included
@@ -268,8 +273,11 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_exception_handler(sa.exc.SQLAlchemyError, _on_database)
     app.add_exception_handler(Exception, _on_unexpected)
 
-    # The last added is the outermost: CORS, freshness headers, rate limit, HEAD, the routes.
+    # The last added is the outermost: CORS, freshness headers, rate limit, the kept answers,
+    # HEAD, the routes.
     app.add_middleware(HeadMiddleware)
+    if cache is not None:
+        app.add_middleware(ResponseCacheMiddleware, cache=cache)
     if settings.api_rate_limit > 0:
         buckets = TokenBuckets(settings.api_rate_limit, settings.api_rate_burst, settings.api_rate_clients)
         app.add_middleware(RateLimitMiddleware, buckets=buckets)

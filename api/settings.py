@@ -78,6 +78,9 @@ class ApiSettings(BaseAscendSettings):
     #: and on a PostgreSQL server of this host (reads of tens of microseconds, most of them one
     #: round trip), 8 on a PostgreSQL server elsewhere (round trips over a network).
     api_threads: int = Field(default=-1, ge=-1, le=256)
+    #: Memory per worker for whole answers kept while the database has not changed (api.cache);
+    #: 0 turns the cache off.
+    api_cache_mb: float = Field(default=64.0, ge=0, le=16_384)
 
     @field_validator("api_cors_origins", "api_trusted_proxies", mode="before")
     @classmethod
