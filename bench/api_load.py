@@ -290,21 +290,27 @@ class Result:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
+    #: Answers the API gave from its cache of kept answers (`X-Cache: hit`).
+    hits: int = 0
 
 
-async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> int:
+async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> tuple[int, bool]:
+    """(the status, whether the answer was a kept one: `X-Cache: hit`)."""
     writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\r\n".encode())
     status = int((await reader.readline()).split(b" ", 2)[1])
-    length = 0
+    length, hit = 0, False
     while True:
         line = await reader.readline()
         if line in (b"\r\n", b""):
             break
         name, _, value = line.partition(b":")
-        if name.lower() == b"content-length":
+        name = name.lower()
+        if name == b"content-length":
             length = int(value)
+        elif name == b"x-cache":
+            hit = value.strip() == b"hit"
     await reader.readexactly(length)
-    return status
+    return status, hit
 
 
 async def _client(port: int, paths: Iterator[str], until: float, measure_from: float, result: Result) -> None:
@@ -316,16 +322,17 @@ async def _client(port: int, paths: Iterator[str], until: float, measure_from: f
             if started >= until:
                 return
             try:
-                status = await _request(reader, writer, path)
+                status, hit = await _request(reader, writer, path)
             except (ConnectionError, asyncio.IncompleteReadError, IndexError, ValueError):
                 # A dropped connection counts as an error; carry on with a new one.
-                status = 0
+                status, hit = 0, False
                 writer.close()
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
             took = time.perf_counter() - started
             if started >= measure_from:
                 result.latencies.append(took)
                 result.statuses[status] = result.statuses.get(status, 0) + 1
+                result.hits += hit
                 if status != 200:
                     result.errors += 1
     finally:
@@ -389,6 +396,7 @@ def load(
         "p99_ms": 1000 * lat[min(n - 1, int(n * 0.99))] if lat else None,
         "errors": result.errors,
         "statuses": result.statuses,
+        "cache_hits": result.hits / n if n else 0.0,
         "client_us_per_request": 1e6 * client_cpu / sent,
         "server_us_per_request": 1e6 * server_cpu / sent,
     }
@@ -472,11 +480,14 @@ def explain(url: str, paths: dict[str, str]) -> dict[str, list[tuple[str, str]]]
     return plans
 
 
-def serve(url: str, port: int, workers: int, threads: int, root: Path = REPO) -> subprocess.Popen[bytes]:
+def serve(
+    url: str, port: int, workers: int, threads: int, root: Path = REPO, cache_mb: float | None = None
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "ASCENDNET_API_RATE_LIMIT": "0",  # the bench is one client IP: no rate limit
         **({"ASCENDNET_API_THREADS": str(threads)} if threads >= 0 else {}),
+        **({"ASCENDNET_API_CACHE_MB": f"{cache_mb:g}"} if cache_mb is not None else {}),
         "ASCENDNET_LOG_LEVEL": "warning",
         "ASCENDNET_LOG_FORMAT": "json",
         "ASCENDNET_ENV": "local",
@@ -597,7 +608,7 @@ def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
                     print(f"    {sql}\n      -> {plan}", file=sys.stderr)
             return out
         port = free_port()
-        proc = serve(url, port, args.workers, args.threads, args.server_root)
+        proc = serve(url, port, args.workers, args.threads, args.server_root, args.cache_mb)
         try:
             wait_up(port, proc)
             out["load"] = {}
@@ -619,13 +630,14 @@ def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
 
 HEADINGS = (
     f"{'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'server us/req':>13} {'client us/req':>13}"
+    f" {'kept':>5}"
 )
 
 
 def _figures(f: dict[str, Any]) -> str:
     return (
         f"{f['rps']:8,.0f} {f['p50_ms']:7.1f} {f['p99_ms']:7.1f} {f['errors']:6} "
-        f"{f['server_us_per_request']:13,.0f} {f['client_us_per_request']:13,.0f}"
+        f"{f['server_us_per_request']:13,.0f} {f['client_us_per_request']:13,.0f} {f['cache_hits']:5.0%}"
     )
 
 
@@ -654,6 +666,11 @@ def main() -> None:
         type=int,
         default=-1,
         help="read threads per worker (ASCENDNET_API_THREADS; 0: on the event loop; default: the API's)",
+    )
+    parser.add_argument(
+        "--cache-mb",
+        type=float,
+        help="the API's kept answers per worker, MB (ASCENDNET_API_CACHE_MB; 0: off; default: the API's)",
     )
     parser.add_argument(
         "--only", action="append", help="only endpoints whose name contains this (repeatable)"
@@ -687,6 +704,7 @@ def main() -> None:
     print(
         f"API load: {args.concurrency} clients, {args.seconds:g} s per endpoint, {args.workers} worker(s), "
         f"{args.threads if args.threads >= 0 else 'default'} read thread(s) each, {os.cpu_count()} CPUs, "
+        f"cache {'default' if args.cache_mb is None else f'{args.cache_mb:g} MB'}, "
         f"load average {os.getloadavg()[0]:.1f}"
     )
     print(f"{'backend':11} {'endpoint':42} {HEADINGS}")
