@@ -43,6 +43,8 @@ CACHED_SEGMENTS = frozenset(
 )
 #: Header telling whether an answer came from the cache (`hit`) or was read (`miss`).
 CACHE_HEADER = "x-cache"
+#: Bytes an entry holds besides its body and key (the entry, its headers, the dict slot).
+ENTRY_OVERHEAD = 600
 #: How many keys asked for once are remembered (as hashes) before all are forgotten.
 SEEN_KEYS = 100_000
 _HIT, _MISS = (CACHE_HEADER.encode(), b"hit"), (CACHE_HEADER.encode(), b"miss")
@@ -65,6 +67,11 @@ class _Entry:
         self.body = body
         #: What the answer reflects, for the freshness headers (outside this middleware).
         self.freshness = freshness
+
+
+def _footprint(key: tuple[str, bytes], entry: _Entry) -> int:
+    """About the memory an entry holds: its body and key, and the objects around them."""
+    return len(entry.body) + len(key[0]) + len(key[1]) + ENTRY_OVERHEAD
 
 
 def _wal_position(conn: Connection) -> object:
@@ -148,17 +155,16 @@ class ResponseCache:
         return False
 
     def put(self, key: tuple[str, bytes], entry: _Entry) -> None:
-        size = len(entry.body) + len(key[0]) + len(key[1])
-        if size > self.max_entry:
+        if len(entry.body) > self.max_entry:
             return
         old = self._entries.pop(key, None)
         if old is not None:
-            self.size -= len(old.body) + len(key[0]) + len(key[1])
+            self.size -= _footprint(key, old)
         self._entries[key] = entry
-        self.size += size
+        self.size += _footprint(key, entry)
         while self.size > self.max_bytes:
-            (path, query), dropped = self._entries.popitem(last=False)
-            self.size -= len(dropped.body) + len(path) + len(query)
+            dropped_key, dropped = self._entries.popitem(last=False)
+            self.size -= _footprint(dropped_key, dropped)
 
     def close(self) -> None:
         self._close_probe()
