@@ -43,8 +43,9 @@ CACHED_SEGMENTS = frozenset(
 )
 #: Header telling whether an answer came from the cache (`hit`) or was read (`miss`).
 CACHE_HEADER = "x-cache"
-#: Bytes an entry holds besides its body and key (the entry, its headers, the dict slot).
-ENTRY_OVERHEAD = 600
+#: Bytes an entry holds besides its body (measured with tracemalloc: about 980 for the entry,
+#: its key, headers, freshness and dict slot).
+ENTRY_OVERHEAD = 1000
 #: How many keys asked for once are remembered (as hashes) before all are forgotten.
 SEEN_KEYS = 100_000
 _HIT, _MISS = (CACHE_HEADER.encode(), b"hit"), (CACHE_HEADER.encode(), b"miss")
