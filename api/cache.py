@@ -54,7 +54,8 @@ _WAL_POSITION = Prepared(
     sa.text(
         "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text "
         "ELSE pg_current_wal_insert_lsn()::text END"
-    )
+    ),
+    generic=True,
 )
 _log = get_logger("api")
 

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from starlette.concurrency import run_in_threadpool
 
 from api.freshness import Freshness, read_freshness
+from api.prepared import forget_session_settings
 from api.settings import ApiSettings
 from indexer.db import make_readonly_engine
 
@@ -86,6 +87,9 @@ class Reader:
                 # (api.prepared) share the transaction's snapshot too.
                 fresh = read_freshness(conn)
                 result = fn(conn, *args, **kwargs)
+        except BaseException:
+            forget_session_settings(conn)
+            raise
         finally:
             _hand_back(self._idle, conn)
         return fresh, result

@@ -83,7 +83,7 @@ FRESHNESS_COLUMNS = (
 )
 #: `FRESHNESS_COLUMNS` as a one-row table, for statements to join their data to.
 FRESHNESS = sa.select(*FRESHNESS_COLUMNS).subquery("fresh")
-_QUERY = Prepared(sa.select(*FRESHNESS_COLUMNS))
+_QUERY = Prepared(sa.select(*FRESHNESS_COLUMNS), generic=True)
 
 
 def freshness_of(row: Any) -> Freshness:

@@ -255,9 +255,14 @@ class Listing:
         filters: dict[str, Filter],
         model: type[BaseModel],
         overrides: dict[str, Callable[[Any], Any]] | None = None,
+        *,
+        generic: frozenset[str] = frozenset(),
     ) -> None:
         self.columns = tuple(columns)
         self.filters = filters
+        #: Filters whose values cannot change the best plan (keys, block ranges under a LIMIT):
+        #: a statement using only these runs on PostgreSQL's generic plan (`Prepared.generic`).
+        self.generic = generic
         self.names = tuple(c.name for c in FRESHNESS.c) + tuple(
             str(c.key) for c in sa.select(*self.columns).selected_columns
         )
@@ -280,7 +285,9 @@ class Listing:
         statement = self._statements.get(shape)
         if statement is None:
             after = page.cursor is not None
-            statement = self._statements[shape] = Prepared(lambda d: self._build(used, order, after, d))
+            statement = self._statements[shape] = Prepared(
+                lambda d: self._build(used, order, after, d), generic=self.generic.issuperset(used)
+            )
         # Every value given (a filter's condition may bind more than its own, e.g. a quoted form).
         params: dict[str, Any] = {
             n: v

@@ -79,7 +79,7 @@ def _account_statement(dialect: str) -> sa.Select[Any]:
     ).select_from(FRESHNESS)
 
 
-ACCOUNT = Prepared(_account_statement)
+ACCOUNT = Prepared(_account_statement, generic=True)
 
 
 @router.get("/accounts/{address}", response_model=Item[Account], summary="An account's activity and balances")

@@ -106,6 +106,9 @@ EVENTS = Listing(
     },
     Event,
     {"args": event_args},
+    # A block range reads `ix_events_block_number_log_index` whatever its bounds (under the
+    # page's LIMIT); a contract, an event name or an address can be rare or common.
+    generic=frozenset({"canonical", "from_block", "to_block", "tx_hash"}),
 )
 
 

@@ -62,8 +62,11 @@ JOBS = Listing(
         "max_price": Filter(lambda v: v >= EFFECTIVE_PRICE, type_=models.Uint256()),
     },
     JobSummary,
+    # A client's or provider's jobs read its index backwards, however many it has; a state
+    # (60% open, a handful disputed) or a price range wants a plan for its values.
+    generic=frozenset({"client", "provider"}),
 )
-JOB = Prepared(sa.select(J).where(J.c.job_id == sa.bindparam("job_id")))
+JOB = Prepared(sa.select(J).where(J.c.job_id == sa.bindparam("job_id")), generic=True)
 
 
 def _last_change(m: Any) -> dict[str, Any]:
@@ -167,7 +170,7 @@ _RESULT_COLUMNS = (
     "tx_hash",
     "log_index",
 )
-JOB_DETAIL = Prepared(_job_statement)
+JOB_DETAIL = Prepared(_job_statement, generic=True)
 
 
 def job_detail(conn: sa.Connection, job_id: int) -> tuple[Freshness, dict[str, Any]]:

@@ -38,7 +38,8 @@ _DENOMINATOR = sa.case((P.c.rating_count == 0, 1), else_=P.c.rating_count)
 RATING_KEY = ((P.c.rating_sum * 1_000_000) / _DENOMINATOR).label("rating_key")
 
 PROMPT = Prepared(
-    sa.select(P, *_METADATA).select_from(WITH_METADATA).where(P.c.token_id == sa.bindparam("token_id"))
+    sa.select(P, *_METADATA).select_from(WITH_METADATA).where(P.c.token_id == sa.bindparam("token_id")),
+    generic=True,
 )
 
 PromptSort = Literal["newest", "oldest", "price_asc", "price_desc", "rating", "sales"]

@@ -20,8 +20,10 @@ router = resource_router("compute")
 PR = models.TABLES[models.Provider]
 EARN = models.TABLES[models.ProviderEarning]
 
-PROVIDER = Prepared(sa.select(PR).where(PR.c.address == sa.bindparam("address")))
-EARNINGS = Prepared(sa.select(EARN).where(EARN.c.provider == sa.bindparam("address")).order_by(EARN.c.asset))
+PROVIDER = Prepared(sa.select(PR).where(PR.c.address == sa.bindparam("address")), generic=True)
+EARNINGS = Prepared(
+    sa.select(EARN).where(EARN.c.provider == sa.bindparam("address")).order_by(EARN.c.asset), generic=True
+)
 
 ProviderSort = Literal["stake", "jobs_done", "newest"]
 _ORDERS = {

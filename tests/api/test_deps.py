@@ -51,3 +51,39 @@ def test_the_engine_is_read_only_by_url_or_by_session(api: Api) -> None:
         with engine.connect() as conn:
             assert conn.execute(sa.text("SHOW transaction_read_only")).scalar() == "on"
             assert conn.execute(sa.text("SHOW transaction_isolation")).scalar() == "repeatable read"
+
+
+def test_key_lookups_run_on_the_generic_plan_and_filters_on_their_own(indexed_postgresql: str) -> None:
+    """PostgreSQL: a `Prepared(generic=True)` statement runs with the one generic plan (the
+    server kept re-planning each execution otherwise); any other with the default, `auto`. A
+    rolled-back transaction undoes the setting, and the next statement makes it again."""
+    from api.deps import Reader, make_api_engine
+    from api.freshness import read_freshness
+    from api.prepared import Prepared
+    from api.routes.jobs import JOB
+    from tests.api.conftest import api_settings
+
+    engine = make_api_engine(api_settings(indexed_postgresql))
+    reader = Reader(engine, inline=True)
+    plain = Prepared(sa.select(sa.literal(1).label("one")))
+
+    def mode(conn: sa.Connection) -> str:
+        return str(conn.exec_driver_sql("SHOW plan_cache_mode").scalar())
+
+    def after(statement: Prepared, **params: object):  # type: ignore[no-untyped-def]
+        return lambda conn: (statement.tuples(conn, **params), mode(conn))[1]
+
+    try:
+        assert reader.run_one(after(JOB, job_id=1), (), {}) == "force_generic_plan"
+        assert reader.run_one(after(plain), (), {}) == "auto"
+        assert reader.run_one(after(JOB, job_id=1), (), {}) == "force_generic_plan"
+        # In a transaction (`Reader.run`) that fails after the setting: it is undone with it.
+        with pytest.raises(sa.exc.DBAPIError):
+            reader.run(lambda conn: (JOB.tuples(conn, job_id=1), conn.exec_driver_sql("SELECT 1/0")), (), {})
+        _fresh, seen = reader.run(lambda conn: (read_freshness(conn), mode(conn))[1], (), {})
+        assert seen == "force_generic_plan"  # the freshness statement set it again
+        _fresh, seen = reader.run(after(plain), (), {})
+        assert seen == "auto"
+    finally:
+        reader.close()
+        engine.dispose()
