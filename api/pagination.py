@@ -222,14 +222,26 @@ def fetch_page(
 
 @dataclass(frozen=True, slots=True)
 class Filter:
-    """One optional filter of a listing: `condition` of the value's bound parameter (or of no
-    parameter, for a flag that is on when its value is true)."""
+    """One optional filter of a listing: `condition` of the value's bound parameter, of the
+    value written in (`literal`), or of no parameter (a flag, on when its value is true)."""
 
-    condition: Callable[[sa.BindParameter[Any]], ColumnElement[bool]]
+    condition: Callable[[ColumnElement[Any]], ColumnElement[bool]]
     #: A flag: the condition takes no value and applies when the value is true.
     flag: bool = False
+    #: The value is one of a few, unevenly common (a job state): each value gets a statement of
+    #: its own with the value written in, so PostgreSQL's one generic plan per statement is the
+    #: plan for that value (`Listing.generic`). Only for values the route validated (an enum).
+    literal: bool = False
     #: The bound parameter's type (default: inferred from what it is compared with).
     type_: Any = None
+
+
+def _sql_text(value: str) -> ColumnElement[Any]:
+    """`value` written into a statement as an SQL string literal (standard quoting, which both
+    SQLite and PostgreSQL read)."""
+    if not isinstance(value, str):
+        raise TypeError(f"only text is written into a statement, not {type(value).__name__}")
+    return sa.literal_column("'" + value.replace("'", "''") + "'")
 
 
 class Listing:
@@ -281,18 +293,21 @@ class Listing:
             for name, f in self.filters.items()
             if (values.get(name) if f.flag else values.get(name) is not None)
         )
-        shape = (used, order.listing, order.name, page.cursor is not None)
+        written = tuple((name, values[name]) for name in used if self.filters[name].literal)
+        shape = (used, written, order.listing, order.name, page.cursor is not None)
         statement = self._statements.get(shape)
         if statement is None:
             after = page.cursor is not None
+            bound = {name for name in used if not self.filters[name].literal}
             statement = self._statements[shape] = Prepared(
-                lambda d: self._build(used, order, after, d), generic=self.generic.issuperset(used)
+                lambda d: self._build(used, dict(written), order, after, d),
+                generic=self.generic.issuperset(bound),
             )
         # Every value given (a filter's condition may bind more than its own, e.g. a quoted form).
         params: dict[str, Any] = {
             n: v
             for n, v in values.items()
-            if v is not None and not (n in self.filters and self.filters[n].flag)
+            if v is not None and not (n in self.filters and (self.filters[n].flag or self.filters[n].literal))
         }
         if page.cursor is not None:
             params.update(order.params(order.decode(page.cursor)))
@@ -316,11 +331,16 @@ class Listing:
             cursor = order.encode_values([last[i] for i in key_at])
         return fresh, (encoding.Rendered(map(render, rows)), cursor)
 
-    def _build(self, used: tuple[str, ...], order: Order, after: bool, dialect: str) -> sa.Select[Any]:
+    def _build(
+        self, used: tuple[str, ...], written: dict[str, Any], order: Order, after: bool, dialect: str
+    ) -> sa.Select[Any]:
         query = sa.select(*self.columns)
         for name in used:
             f = self.filters[name]
-            query = query.where(f.condition(sa.bindparam(name, type_=f.type_)))
+            if name in written:
+                query = query.where(f.condition(_sql_text(written[name])))
+            else:
+                query = query.where(f.condition(sa.bindparam(name, type_=f.type_)))
         if after:
             query = query.where(order.after_params())
         query = query.order_by(*order.order_by()).limit(sa.bindparam("_limit"))

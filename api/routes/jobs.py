@@ -54,7 +54,7 @@ EFFECTIVE_PRICE = sa.type_coerce(sa.func.coalesce(J.c.price, J.c.max_amount), mo
 JOBS = Listing(
     SUMMARY,
     {
-        "status": Filter(lambda v: J.c.state == v),
+        "status": Filter(lambda v: J.c.state == v, literal=True),
         "client": Filter(lambda v: J.c.client == v),
         "provider": Filter(lambda v: J.c.provider == v),
         "asset": Filter(lambda v: J.c.asset == v),
@@ -63,7 +63,8 @@ JOBS = Listing(
     },
     JobSummary,
     # A client's or provider's jobs read its index backwards, however many it has; a state
-    # (60% open, a handful disputed) or a price range wants a plan for its values.
+    # (60% open, a handful disputed) is written into its own statement; a price range wants a
+    # plan for its values.
     generic=frozenset({"client", "provider"}),
 )
 JOB = Prepared(sa.select(J).where(J.c.job_id == sa.bindparam("job_id")), generic=True)

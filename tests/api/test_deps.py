@@ -84,6 +84,31 @@ def test_key_lookups_run_on_the_generic_plan_and_filters_on_their_own(indexed_po
         assert seen == "force_generic_plan"  # the freshness statement set it again
         _fresh, seen = reader.run(after(plain), (), {})
         assert seen == "auto"
+
+        # A job state is written into a statement of its own, each on its generic plan.
+        from api.pagination import PageParams
+        from api.routes.jobs import _ORDERS, JOBS
+
+        def state_page(state: str):  # type: ignore[no-untyped-def]
+            values = {"status": state, "client": None, "provider": None}
+            order, first = _ORDERS["posted_desc"], PageParams(5, None)
+            return lambda conn: (JOBS.page(conn, order, first, values), mode(conn))
+
+        for state in ("open", "disputed", "open"):
+            (_fresh, (rows, _cursor)), seen = reader.run_one(state_page(state), (), {})
+            assert seen == "force_generic_plan"
+            assert {r["state"] for r in rows} <= {state} and (rows or state != "open")
+        written = {shape[1] for shape in JOBS._statements if shape[0] == ("status",)}
+        assert {(("status", "open"),), (("status", "disputed"),)} <= written
     finally:
         reader.close()
         engine.dispose()
+
+
+def test_a_written_value_is_quoted_as_sql_text() -> None:
+    from api.pagination import _sql_text
+
+    rendered = str(_sql_text("it's").compile(compile_kwargs={"literal_binds": True}))
+    assert rendered == "'it''s'"
+    with pytest.raises(TypeError):
+        _sql_text(1)  # type: ignore[arg-type]
