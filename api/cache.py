@@ -215,15 +215,16 @@ class ResponseCacheMiddleware:
         parts: list[bytes] = []
         complete = False
 
+        send_marked = _marked(send)
+
         async def keep(message: Message) -> None:
             nonlocal start, complete
             if message["type"] == "http.response.start":
                 start = message
-                message = dict(message, headers=[*message.get("headers", []), _MISS])
             elif message["type"] == "http.response.body":
                 parts.append(message.get("body", b""))
                 complete = not message.get("more_body", False)
-            await send(message)
+            await send_marked(message)
 
         await self.app(scope, receive, keep)
         fresh = state.get("freshness")

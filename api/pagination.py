@@ -275,6 +275,8 @@ class Listing:
         #: Filters whose values cannot change the best plan (keys, block ranges under a LIMIT):
         #: a statement using only these runs on PostgreSQL's generic plan (`Prepared.generic`).
         self.generic = generic
+        #: Filters that bind no parameter: flags, and values written into the statement.
+        self._unbound = frozenset(n for n, f in filters.items() if f.flag or f.literal)
         self.names = tuple(c.name for c in FRESHNESS.c) + tuple(
             str(c.key) for c in sa.select(*self.columns).selected_columns
         )
@@ -298,17 +300,13 @@ class Listing:
         statement = self._statements.get(shape)
         if statement is None:
             after = page.cursor is not None
-            bound = {name for name in used if not self.filters[name].literal}
             statement = self._statements[shape] = Prepared(
                 lambda d: self._build(used, dict(written), order, after, d),
-                generic=self.generic.issuperset(bound),
+                generic=self.generic.issuperset(set(used) - self._unbound),
             )
         # Every value given (a filter's condition may bind more than its own, e.g. a quoted form).
-        params: dict[str, Any] = {
-            n: v
-            for n, v in values.items()
-            if v is not None and not (n in self.filters and (self.filters[n].flag or self.filters[n].literal))
-        }
+        unbound = self._unbound
+        params: dict[str, Any] = {n: v for n, v in values.items() if v is not None and n not in unbound}
         if page.cursor is not None:
             params.update(order.params(order.decode(page.cursor)))
         params["_limit"] = page.limit + 1
