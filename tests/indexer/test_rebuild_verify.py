@@ -65,7 +65,9 @@ class TestRebuild:
         at = len(blocks) - 5
         fork = []
         for ref, logs in blocks[at:]:
-            new_hash = "0x" + "f0" + ref.hash[4:]
+            # Flip bits of the first byte, so the fork's hash differs from the real one even
+            # when the real one already begins with the byte a fixed prefix would write.
+            new_hash = f"0x{int(ref.hash, 16) ^ (0xF0 << 248):064x}"
             fork.append(
                 (
                     dataclasses.replace(ref, hash=new_hash),
