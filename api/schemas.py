@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+import msgspec
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 from api.validation import EXAMPLE_ADDRESS, EXAMPLE_HASH, NATIVE
 
@@ -570,6 +571,16 @@ class FeePage(_Model):
 # ---------------------------------------------------------------- audit
 
 
+def _decoded(value: Any) -> Any:
+    """Stored JSON text a route passes through as `msgspec.Raw`, as the value it holds."""
+    return msgspec.json.decode(value) if isinstance(value, msgspec.Raw) else value
+
+
+#: A JSON object; a route may give it as its stored text (`msgspec.Raw`, which the fast
+#: encoder copies into the answer), and pydantic, validating, reads that text.
+StoredJSON = Annotated[dict[str, Any], BeforeValidator(_decoded)]
+
+
 class Event(_Model):
     model_config = ConfigDict(
         extra="forbid",
@@ -604,9 +615,7 @@ class Event(_Model):
     contract: Literal["ComputeRental", "PromptMarketplace"]
     address: Address = Field(description="The emitting contract.")
     event: str
-    args: dict[str, Any] = Field(
-        description="The event's fields; integers as decimal strings, bytes as 0x-hex."
-    )
+    args: StoredJSON = Field(description="The event's fields; integers as decimal strings, bytes as 0x-hex.")
     orphaned: bool = Field(description="A reorg removed its block from the canonical chain.")
     orphaned_by: int | None = Field(description="Store position of the compensating LogOrphaned event.")
 

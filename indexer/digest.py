@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from indexer import models
+from indexer.argforms import canonical_text
 from indexer.models import ROW_TYPES, Row, field_annotations, from_mapping, values_getter
 
 GENESIS = "0" * 64
@@ -102,7 +103,8 @@ def raw_line(
     event: str,
     args: str,
 ) -> str:
-    """The line of one raw event (its RAW_COLUMNS, `args` being its canonical JSON text)."""
+    """The line of one raw event (its RAW_COLUMNS, `args` being its canonical JSON text:
+    integers as numbers, whatever form the table stores, `indexer.argforms`)."""
     return raw_line_bytes(
         chain_id,
         block_number,
@@ -161,7 +163,7 @@ def _raw_lines(connection: Connection) -> Iterator[tuple[int, str]]:
     t = models.events
     q = sa.select(*(t.c[c] for c in RAW_COLUMNS)).where(t.c.orphaned.is_(False))
     for r in connection.execution_options(yield_per=5_000).execute(q):
-        yield int(r.block_number), raw_line(*r)
+        yield int(r.block_number), raw_line_bytes(*r[:-1], canonical_text(r.event, r.args)).decode()
 
 
 def row_digests(connection: Connection) -> dict[int, dict[str, str]]:

@@ -42,7 +42,7 @@ from eventsourcing.persistence import Tracking
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.orm import Session
 
-from indexer import bulk, db, digest, folds, models
+from indexer import argforms, bulk, db, digest, folds, models
 from indexer.domain import FoldEvent, IndexedLog, LogOrphaned
 from indexer.models import ROW_BY_TABLE, TABLES, Row, row_fields, values_getter
 from indexer.store import EventStore, projection_tracking, store_blocks, tracking_recorder_for
@@ -1003,7 +1003,7 @@ class _Batch:
         row and digest line, the rows it changes, their undo entries."""
         self.undone_to = None
         cache, dirty, raw, apply = self.cache, self.dirty, self.raw, folds.apply
-        encode_args, encode, keys = _json.encode, digest.encode, _KEY_OF
+        encode_args, encode, keys, api_args = _json.encode, digest.encode, _KEY_OF, argforms.api_args
         block = self.block
         for nid, e in items:
             number, block_hash = e.block_number, e.block_hash
@@ -1023,12 +1023,29 @@ class _Batch:
                 e.address,
                 e.event,
             )
-            args = encode_args(e.args).decode()
+            # The table stores the arguments in the API's form, the digest covers the canonical
+            # form (indexer/argforms.py).
+            args = e.args
+            text = encode_args(api_args(args)).decode()
             raw.append(
-                (nid, chain_id, number, block_hash, ts, tx, index, contract, address, name, args, False, None)
+                (nid, chain_id, number, block_hash, ts, tx, index, contract, address, name, text, False, None)
             )
             block.raw_lines.append(
-                encode(("events", chain_id, number, block_hash, ts, tx, index, contract, address, name, args))
+                encode(
+                    (
+                        "events",
+                        chain_id,
+                        number,
+                        block_hash,
+                        ts,
+                        tx,
+                        index,
+                        contract,
+                        address,
+                        name,
+                        encode_args(args).decode(),
+                    )
+                )
             )
             for row in apply(self, e):
                 kind = type(row)

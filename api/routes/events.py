@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -23,6 +24,7 @@ from api.validation import (
 )
 from chain.events import EVENT_TYPES
 from indexer import models
+from indexer.argforms import api_args
 
 router = resource_router("audit")
 E = models.events
@@ -62,31 +64,26 @@ _ENTITY_EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 
 _decode = msgspec.json.Decoder().decode
+#: An integer value in compact JSON: in the API form every value starts with a quote, a brace,
+#: a bracket or a literal (`indexer.argforms`), so only canonical text (an older table, before
+#: migration 0005) or a string holding `\":<digit>` matches.
+_NUMBER = re.compile(r'":-?[0-9]')
 
 
 def event_args(text: str) -> dict[str, Any]:
-    """An event's arguments, integers as exact decimal strings (JSON numbers lose precision
-    above 2**53). NOTE: msgspec's decoder and a walk over the few values is faster than the
-    standard library's decoder with a `parse_int` hook."""
+    """An event's stored arguments, integers as exact decimal strings (JSON numbers lose
+    precision above 2**53)."""
     args: dict[str, Any] = _decode(text)
-    for key, value in args.items():
-        kind = type(value)
-        if kind is int:
-            args[key] = str(value)
-        elif kind is dict or kind is list:
-            args[key] = _ints_as_text(value)
-    return args
+    return api_args(args) if _NUMBER.search(text) else args
 
 
-def _ints_as_text(value: Any) -> Any:
-    kind = type(value)
-    if kind is int:
-        return str(value)
-    if kind is dict:
-        return {k: _ints_as_text(v) for k, v in value.items()}
-    if kind is list:
-        return [_ints_as_text(v) for v in value]
-    return value
+def event_args_json(text: str) -> msgspec.Raw | dict[str, Any]:
+    """`event_args` for a listing: the stored text itself when it is in the API form, which
+    the encoder copies into the answer (decoding and encoding the arguments of every row
+    was a quarter of `/events`' cost)."""
+    if _NUMBER.search(text):
+        return api_args(_decode(text))
+    return msgspec.Raw(text)
 
 
 EVENTS = Listing(
@@ -105,7 +102,7 @@ EVENTS = Listing(
         ),
     },
     Event,
-    {"args": event_args},
+    {"args": event_args_json},
     # A block range reads `ix_events_block_number_log_index` whatever its bounds (under the
     # page's LIMIT); a contract, an event name or an address can be rare or common.
     generic=frozenset({"canonical", "from_block", "to_block", "tx_hash"}),
@@ -139,7 +136,8 @@ def _arg_equals(conn: sa.Connection, name: str, value: int) -> ColumnElement[boo
 
         found: ColumnElement[bool] = sa.cast(E.c.args, JSONB)[name].astext == str(value)
         return found
-    return sa.func.json_extract(E.c.args, f"$.{name}") == value
+    # The API form holds the integer as text; a table not yet migrated (0005) as a number.
+    return sa.func.json_extract(E.c.args, f"$.{name}").in_([str(value), value])
 
 
 def history_page(

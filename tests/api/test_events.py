@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
+import re
+import shutil
+from pathlib import Path
 
-from tests.api.conftest import Api
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from indexer import db
+from tests.api.conftest import Api, api_settings
 
 pytestmark = pytest.mark.anvil
 
@@ -71,3 +79,33 @@ def test_filters(api: Api) -> None:
     assert len(api.all("/events", address=compute, limit=500)) >= len(
         [e for e in chain if e.address == compute]
     )
+
+
+def test_a_log_stored_in_the_older_form_answers_the_same(sqlite_api: Api, tmp_path: Path) -> None:
+    """A table the indexer wrote before migration 0005 (integers as JSON numbers) gets the
+    same answers: the API turns its integers into strings itself, and finds a job's or a
+    token's events by either form of the id."""
+    older = tmp_path / "older.sqlite3"
+    shutil.copyfile(sqlite_api.url.removeprefix("sqlite:///"), older)
+    engine = db.make_engine(f"sqlite:///{older}")
+    db.downgrade(engine, "0004")
+    with engine.connect() as conn:
+        sample = conn.execute(sa.text("SELECT args FROM events WHERE event = 'JobPosted' LIMIT 1")).scalar()
+    engine.dispose()
+    assert re.search(r'"job_id":[0-9]', sample), sample
+    history = sqlite_api.history
+    block = history.named("JobPosted")[0].block_number
+    urls = [
+        "/events?limit=500",
+        f"/events?address={history.who['reader1']}&limit=500",
+        f"/jobs/{history.jobs['erc20']}/history",
+        f"/prompts/{next(iter(history.tokens.values()))}/history",
+        f"/blocks/{block}",
+    ]
+    with TestClient(create_app(api_settings(f"sqlite:///{older}"))) as client:
+        for url in urls:
+            theirs, ours = client.get(url), sqlite_api.client.get(url)
+            assert theirs.status_code == ours.status_code == 200, url
+            body = ours.json()
+            assert body.get("data", body.get("events")), url
+            assert theirs.json() == body, url
