@@ -104,11 +104,15 @@ def _to_canonical(event: str, text: str) -> str:
     return _encode(args).decode()
 
 
+_PG_UPDATE = "UPDATE events SET args = new.args FROM (VALUES %s) AS new (id, args) WHERE events.id = new.id"
+
+
 def _rewrite(convert: Callable[[str, str], str], what: str) -> None:
     conn = op.get_bind()
     events = sa.table("events", sa.column("id", sa.BigInteger), sa.column("event"), sa.column("args"))
     total = conn.execute(sa.select(sa.func.count()).select_from(events)).scalar() or 0
     update = events.update().where(events.c.id == sa.bindparam("_id")).values(args=sa.bindparam("_args"))
+    postgresql = conn.dialect.name == "postgresql"
     done = changed = last = 0
     started = reported = time.monotonic()
     while True:
@@ -122,11 +126,19 @@ def _rewrite(convert: Callable[[str, str], str], what: str) -> None:
             break
         params = []
         for id_, event, args in rows:
-            new = convert(event, args)
-            if new != args:
-                params.append({"_id": id_, "_args": new})
-        if params:
-            conn.execute(update, params)
+            text = convert(event, args)
+            if text != args:
+                params.append((id_, text))
+        if params and postgresql:
+            # One `UPDATE ... FROM (VALUES ...)` per 1,000 rows, built by psycopg2: SQLAlchemy's
+            # executemany (a statement per row) and its compiled VALUES both rewrote only
+            # 5,000 to 6,000 rows a second, most of it in Python.
+            from psycopg2.extras import execute_values
+
+            with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+                execute_values(cursor, _PG_UPDATE, params, page_size=1_000)
+        elif params:
+            conn.execute(update, [{"_id": id_, "_args": text} for id_, text in params])
         done += len(rows)
         changed += len(params)
         last = rows[-1][0]
