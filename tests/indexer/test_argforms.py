@@ -113,3 +113,35 @@ class TestStoredForm:
         with engine.connect() as conn:
             assert stored_digests(conn) == digests
         assert verify(engine, history.chain_id).identical
+
+    def test_migration_0005_changes_nothing_when_a_row_cannot_be_read(
+        self, engine: sa.Engine, history: History
+    ) -> None:
+        """A row the indexer never wrote fails the upgrade naming it, after a whole batch of
+        rows was already rewritten: the migration's one transaction rolls that back too."""
+        index(engine, history.chain_id, history.blocks)
+        db.downgrade(engine, "0004")
+        e = models.events
+        with engine.begin() as conn:
+            first = (
+                conn.execute(sa.select(e).where(e.c.event == "JobPosted").order_by(e.c.id)).mappings().first()
+            )
+            assert first is not None
+            top = conn.execute(sa.select(sa.func.max(e.c.id))).scalar()
+            # More rows than the migration's batch (20,000), so one batch is written before the
+            # bad row is read.
+            copies = [{**first, "id": top + i, "log_index": 1000 + i} for i in range(1, 20_002)]
+            conn.execute(e.insert(), copies)
+            conn.execute(e.insert(), {**first, "id": top + 30_000, "args": '{"job_id":'})
+        before = _args_by_log(engine)
+        with pytest.raises(
+            RuntimeError, match=rf"events row {top + 30_000} \(JobPosted\).*nothing was changed"
+        ):
+            db.upgrade(engine)
+        assert db.current_revision(engine) == "0004"
+        assert _args_by_log(engine) == before
+        assert re.search(r'"job_id":[0-9]', before[(first["block_hash"], 1001)][1])
+        with engine.begin() as conn:
+            conn.execute(e.delete().where(e.c.id > top))
+        db.upgrade(engine)
+        assert db.current_revision(engine) == "0005"

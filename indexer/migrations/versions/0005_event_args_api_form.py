@@ -2,8 +2,9 @@
 
 `events.args` held the canonical JSON of an event's arguments, integers as JSON numbers, and
 the API decoded every row's arguments to write its integers as exact strings, then encoded them
-again (91 to 108 us per page of 50 events; passing the stored text through takes 42). The table now holds that form and the API passes it
-through (indexer/argforms.py). Keys stay sorted, the JSON compact.
+again (91 to 108 us per page of 50 events; passing the stored text through takes 42). The
+table now holds that form and the API passes it through (indexer/argforms.py). Keys stay
+sorted, the JSON compact.
 
 Digests cover the canonical form whatever the table holds, so no digest changes: a migrated
 database, a fresh index and a rebuild all compare equal.
@@ -126,7 +127,16 @@ def _rewrite(convert: Callable[[str, str], str], what: str) -> None:
             break
         params = []
         for id_, event, args in rows:
-            text = convert(event, args)
+            try:
+                text = convert(event, args)
+            except (msgspec.DecodeError, TypeError, ValueError) as exc:
+                # Nothing is written: the migration's transaction rolls back every batch.
+                raise RuntimeError(
+                    f"0005: events row {id_} ({event}) holds arguments the indexer never writes "
+                    f"({exc}); nothing was changed. The raw event log is a read model: empty it "
+                    "(DELETE FROM events), upgrade again, then `ascendnet indexer rebuild` refills "
+                    "it from the event store."
+                ) from exc
             if text != args:
                 params.append((id_, text))
         if params and postgresql:
