@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 import pytest
 import sqlalchemy as sa
+import structlog.testing
 
 from chain.provenance import ChainEvent
 from indexer import argforms, db, models
@@ -108,8 +109,15 @@ class TestStoredForm:
             assert older[(ev.block_hash, ev.log_index)][1] == _json.encode(ev.args()).decode()
         # A table in the older form still verifies against a rebuild in the new one.
         assert verify(engine, history.chain_id).identical
-        db.upgrade(engine)
+        with structlog.testing.capture_logs() as logs:
+            db.upgrade(engine)
         assert _args_by_log(engine) == api_form
+        # The indexer's log says what it did (`indexer run` shows it while it waits).
+        with_integers = [
+            e for e in history.events if argforms.api_text(e.args()) != _json.encode(e.args()).decode()
+        ]
+        done = [entry for entry in logs if entry["event"] == "migration_done"]
+        assert [(d["rewritten"], d["total"]) for d in done] == [(len(with_integers), len(history.events))]
         with engine.connect() as conn:
             assert stored_digests(conn) == digests
         assert verify(engine, history.chain_id).identical

@@ -22,13 +22,13 @@ Create Date: 2026-12-07
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
 import sqlalchemy as sa
+import structlog
 from alembic import op
 
 revision: str = "0005"
@@ -37,7 +37,9 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _BATCH = 20_000
-_log = logging.getLogger("alembic.runtime.migration")
+#: The indexer's own log (structlog, as `ascendnet indexer run` configures it): Alembic's stdlib
+#: logger is not shown there, and a user waiting minutes for `indexer run` to start sees this.
+_log = structlog.get_logger("indexer.migrations")
 _encode = msgspec.json.Encoder(order="sorted").encode
 _decode = msgspec.json.Decoder().decode
 
@@ -154,9 +156,18 @@ def _rewrite(convert: Callable[[str, str], str], what: str) -> None:
         last = rows[-1][0]
         if time.monotonic() - reported >= 5:
             reported = time.monotonic()
-            _log.info("0005: %s: %d of %d events (%.0f s)", what, done, total, reported - started)
+            _log.info(
+                "migration_progress",
+                revision="0005",
+                what=what,
+                done=done,
+                total=total,
+                seconds=round(reported - started),
+            )
     took = time.monotonic() - started
-    _log.info("0005: %s: %d of %d events rewritten in %.1f s", what, changed, total, took)
+    _log.info(
+        "migration_done", revision="0005", what=what, rewritten=changed, total=total, seconds=round(took, 1)
+    )
 
 
 def upgrade() -> None:
