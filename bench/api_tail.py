@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import random
 import subprocess
 import sys
 import threading
@@ -34,6 +33,9 @@ from statistics import mean
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import api_load  # noqa: E402
+
+#: --endpoint -> the start of its scenario's name in `api_load.scenarios`.
+_SCENARIOS = {"events": "/events", "jobs": "/jobs/{id}"}
 
 
 def _owners(port: int, into: dict[int, str]) -> None:
@@ -65,9 +67,12 @@ def main() -> None:
 
     engine = api_load.db.make_engine(args.url)
     with engine.connect() as conn:
-        head = int(conn.execute(api_load.sa.text("SELECT max(block_number) FROM events")).scalar() or 1)
-        jobs = int(conn.execute(api_load.sa.text("SELECT count(*) FROM jobs")).scalar() or 1)
+        jobs = int(conn.execute(api_load.sa.text("SELECT max(job_id) FROM jobs")).scalar_one())
+        head = int(conn.execute(api_load.sa.text("SELECT indexed_head FROM indexer_status")).scalar_one())
     engine.dispose()
+    # The same random paths bench/api_load.py asks for.
+    scenario = api_load.scenarios(args.url, jobs, head)
+    make_paths = next(make for name, make in scenario.items() if name.startswith(_SCENARIOS[args.endpoint]))
 
     proc = api_load.serve(args.url, args.port, 2, -1)
     records: list[tuple[float, float, int]] = []
@@ -78,16 +83,12 @@ def main() -> None:
         time.sleep(3)  # both workers up
 
         async def client(i: int, until: float, measure_from: float) -> None:
-            rng = random.Random(i)
+            paths = make_paths(i)
             reader, writer = await asyncio.open_connection("127.0.0.1", args.port)
             local_port[i] = writer.get_extra_info("sockname")[1]
             try:
                 while True:
-                    if args.endpoint == "events":
-                        a = rng.randint(1, max(head - 50, 1))
-                        path = f"/events?from_block={a}&to_block={a + 49}&limit=50"
-                    else:
-                        path = f"/jobs/{rng.randint(1, jobs)}"
+                    path = next(paths)
                     started = time.perf_counter()
                     if started >= until:
                         return
